@@ -1,0 +1,30 @@
+"""jaxbp: a two-layer network f(x) = h(W σ(Vx)) with hand-written backpropagation.
+
+The lecture's BP equations as pure JAX functions, checked against ``jax.grad``.
+"""
+
+from jaxbp.backprop import batch_grad, manual_grad, per_sample_grad_norms, per_sample_grads
+from jaxbp.model import Cache, Net, forward, forward_cache, loss
+from jaxbp.oracle import GradCheck, autodiff_grad, gradcheck
+from jaxbp.params import Params, init
+from jaxbp.validate import check_data
+
+__all__ = [
+    "Cache",
+    "GradCheck",
+    "Net",
+    "Params",
+    "autodiff_grad",
+    "batch_grad",
+    "check_data",
+    "forward",
+    "forward_cache",
+    "gradcheck",
+    "init",
+    "loss",
+    "manual_grad",
+    "per_sample_grad_norms",
+    "per_sample_grads",
+]
+
+__version__ = "0.1.0"

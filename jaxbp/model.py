@@ -1,0 +1,144 @@
+"""The two-layer network f(x) = h(W σ(Vx)): configuration, forward pass and loss.
+
+Shapes follow the lecture for one sample, x (d,) → f (K,); a batch stacks samples
+as rows, X (n, d) → F (n, K), and every function here accepts either. In code the
+product Vx is written ``x @ V.T`` so that one line serves both: for a batch it is
+the matrix A = X Vᵀ whose rows are the Vxᵢ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxbp import activations, heads
+from jaxbp.params import Params
+from jaxbp.validate import check_batch, check_inputs, check_params
+
+Array = jax.Array
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class Net:
+    """Static configuration of f(x) = h(W σ(Vx)): hashable, and a pytree with no leaves.
+
+    Because ``Net`` has no leaves, ``jax.jit(jaxbp.manual_grad)(net, params, x, y)``
+    works without ``static_argnums``; a new ``Net`` value means a new compilation.
+
+    Args:
+        activation: σ, one of :data:`jaxbp.activations.NAMES`.
+        head: ``squared`` (regression), ``logistic`` (K = 1, labels ±1) or
+            ``softmax`` (K ≥ 2, one-hot labels or class ids).
+        output: the squared head's output map h (any activation name; identity
+            when ``None``). Must be ``None`` for the other heads.
+        negative_slope: α of ``leaky_relu`` (σ or output map), 0.01 by default.
+
+    Example:
+        >>> import jaxbp
+        >>> net = jaxbp.Net(activation="tanh", head="softmax")
+        >>> net.sigma.name, net.loss_head.name
+        ('tanh', 'softmax')
+    """
+
+    activation: str = "relu"
+    head: str = "squared"
+    output: str | None = None
+    negative_slope: float = 0.01
+
+    def __post_init__(self):
+        if not isinstance(self.activation, str):
+            raise TypeError(
+                f"activation must be a name (str), got {type(self.activation).__name__}"
+            )
+        activations.get(self.activation)
+        heads.get(self.head, self.output)
+
+    @property
+    def sigma(self) -> activations.Activation:
+        """σ and σ′."""
+        return activations.get(self.activation, negative_slope=self.negative_slope)
+
+    @property
+    def loss_head(self) -> heads.Head:
+        """h, ℓ and δ."""
+        return heads.get(self.head, self.output, negative_slope=self.negative_slope)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.head in heads.CLASSIFICATION
+
+
+class Cache(NamedTuple):
+    """What the lecture's forward pass stores: Vx, z = σ(Vx), Wz, f = h(Wz), ℓ."""
+
+    a: Array
+    z: Array
+    o: Array
+    f: Array
+    loss: Array
+
+
+def _hidden(net: Net, params: Params, x: Array) -> tuple[Array, Array]:
+    """a = Vx (+ b), z = σ(a)."""
+    a = x @ params.V.T
+    if params.b is not None:
+        a = a + params.b
+    return a, net.sigma.fn(a)
+
+
+def _logits(params: Params, z: Array) -> Array:
+    """o = Wz (+ c)."""
+    o = z @ params.W.T
+    return o if params.c is None else o + params.c
+
+
+def forward(net: Net, params: Params, x: Array) -> Array:
+    """f(x) = h(W σ(Vx)); (d,) → (K,) or (n, d) → (n, K).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxbp
+        >>> net = jaxbp.Net(activation="relu", head="softmax")
+        >>> params = jaxbp.init(net, jax.random.key(0), d=3, hidden=4, out=2)
+        >>> jaxbp.forward(net, params, jnp.ones((5, 3))).shape
+        (5, 2)
+    """
+    check_params(net, params)
+    x = check_inputs(params, x)
+    _, z = _hidden(net, params, x)
+    return net.loss_head.h(_logits(params, z))
+
+
+def forward_cache(net: Net, params: Params, x: Array, y: Array) -> Cache:
+    """The forward pass, storing a = Vx, z = σ(Vx), o = Wz, f = h(Wz) and ℓ.
+
+    For a batch (X, Y) every field gains a leading n axis and ``loss`` holds the
+    per-sample losses ℓᵢ (shape (n,)).
+    """
+    x, y = check_batch(net, params, x, y)
+    return _forward_cache(net, params, x, y)
+
+
+def _forward_cache(net: Net, params: Params, x: Array, y: Array) -> Cache:
+    """``forward_cache`` on inputs already checked and converted (x, y float rows)."""
+    head = net.loss_head
+    a, z = _hidden(net, params, x)  # Vx, z = σ(Vx)
+    o = _logits(params, z)  # Wz
+    return Cache(a=a, z=z, o=o, f=head.h(o), loss=head.loss(o, y))
+
+
+def loss(net: Net, params: Params, X: Array, Y: Array) -> Array:
+    """L(θ) = (1/n) Σᵢ ℓᵢ(θ), the mean per-sample loss (for one sample, ℓ itself).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxbp
+        >>> net = jaxbp.Net(head="softmax")
+        >>> params = jaxbp.init(net, jax.random.key(0), d=3, hidden=4, out=2)
+        >>> float(jaxbp.loss(net, params, jnp.zeros((2, 3)), jnp.array([0, 1])))
+        0.693...
+    """
+    X, Y = check_batch(net, params, X, Y)
+    return jnp.mean(_forward_cache(net, params, X, Y).loss)
