@@ -7,16 +7,20 @@ from jaxbp.backprop import batch_grad, manual_grad, per_sample_grad_norms, per_s
 from jaxbp.model import Cache, Net, forward, forward_cache, loss
 from jaxbp.oracle import GradCheck, autodiff_grad, gradcheck
 from jaxbp.params import Params, init
+from jaxbp.train import FitResult, evaluate, fit, predict
 from jaxbp.validate import check_data
 
 __all__ = [
     "Cache",
+    "FitResult",
     "GradCheck",
     "Net",
     "Params",
     "autodiff_grad",
     "batch_grad",
     "check_data",
+    "evaluate",
+    "fit",
     "forward",
     "forward_cache",
     "gradcheck",
@@ -25,6 +29,7 @@ __all__ = [
     "manual_grad",
     "per_sample_grad_norms",
     "per_sample_grads",
+    "predict",
 ]
 
 __version__ = "0.1.0"

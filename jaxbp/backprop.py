@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxbp.model import Net, _forward_cache
+from jaxbp.model import Cache, Net, _forward_cache
 from jaxbp.params import Params
 from jaxbp.validate import check_batch
 
@@ -68,24 +68,29 @@ def _backward_rows(net: Net, params: Params, X: Array, Y: Array, scale):
     return cache, Delta, G
 
 
-def _matrix_grad(net: Net, params: Params, X: Array, Y: Array) -> Params:
+def _matrix_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
     """∇L(θ) in matrix form: Δ = rows δᵢ/n, ∂L/∂W = ΔᵀZ, ∂L/∂V = ((ΔW) ⊙ σ′(A))ᵀX."""
     cache, Delta, G = _backward_rows(net, params, X, Y, 1 / X.shape[0])
     dW = Delta.T @ cache.z  # ∂L/∂W = Δᵀ Z
     dV = G.T @ X  # ∂L/∂V = ((Δ W) ⊙ σ′(A))ᵀ X
-    return Params(V=dV, W=dW, b=_if(params.b, G.sum(0)), c=_if(params.c, Delta.sum(0)))
+    grads = Params(V=dV, W=dW, b=_if(params.b, G.sum(0)), c=_if(params.c, Delta.sum(0)))
+    return grads, cache
 
 
-def _vmap_grad(net: Net, params: Params, X: Array, Y: Array) -> Params:
+def _vmap_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
     """∇L(θ) = (1/n) Σᵢ ∇ℓᵢ(θ), the mean of ``jax.vmap(manual_grad)``."""
-    return jax.tree.map(lambda g: g.mean(0), _per_sample(net, params, X, Y))
+    grads = jax.tree.map(lambda g: g.mean(0), _per_sample(net, params, X, Y))
+    return grads, _forward_cache(net, params, X, Y)
 
 
-def _autodiff_grad(net: Net, params: Params, X: Array, Y: Array) -> Params:
+def _autodiff_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
     """∇L(θ) by ``jax.grad`` of the mean loss (the oracle)."""
-    from jaxbp.model import loss
 
-    return jax.grad(loss, argnums=1)(net, params, X, Y)
+    def mean_loss(p):
+        cache = _forward_cache(net, p, X, Y)
+        return jnp.mean(cache.loss), cache
+
+    return jax.grad(mean_loss, has_aux=True)(params)
 
 
 _GRADS = {"matrix": _matrix_grad, "vmap": _vmap_grad, "autodiff": _autodiff_grad}
@@ -96,7 +101,10 @@ def _per_sample(net: Net, params: Params, X: Array, Y: Array) -> Params:
 
 
 def grad_fn(method: str):
-    """The batch gradient function (net, params, X, Y) ↦ ∇L(θ) for ``method``, unchecked.
+    """The batch gradient (net, params, X, Y) ↦ (∇L(θ), forward cache) for ``method``.
+
+    Unchecked: X and Y must already be converted (``jaxbp.validate.check_batch``).
+    Returning the cache lets the training loop report ℓᵢ without a second forward pass.
 
     Raises:
         ValueError: for a method not in :data:`METHODS`.
@@ -128,7 +136,7 @@ def batch_grad(net: Net, params: Params, X: Array, Y: Array, method: str = "matr
     """
     grad = grad_fn(method)
     X, Y = check_batch(net, params, X, Y, kind="batch")
-    return grad(net, params, X, Y)
+    return grad(net, params, X, Y)[0]
 
 
 def per_sample_grads(net: Net, params: Params, X: Array, Y: Array) -> Params:

@@ -108,8 +108,12 @@ def forward(net: Net, params: Params, x: Array) -> Array:
     """
     check_params(net, params)
     x = check_inputs(params, x)
-    _, z = _hidden(net, params, x)
-    return net.loss_head.h(_logits(params, z))
+    return net.loss_head.h(_output(net, params, x))
+
+
+def _output(net: Net, params: Params, x: Array) -> Array:
+    """o = W σ(Vx), the logits, on checked inputs."""
+    return _logits(params, _hidden(net, params, x)[1])
 
 
 def forward_cache(net: Net, params: Params, x: Array, y: Array) -> Cache:
