@@ -68,12 +68,12 @@ def check_params(net, params) -> tuple[int, int, int]:
 
 def _numeric(a, name: str) -> jax.Array:
     """``a`` as a JAX array, refusing non-numeric input with a TypeError."""
-    if isinstance(a, jax.core.Tracer):
+    if hasattr(a, "dtype") and hasattr(a, "shape"):
         dtype = a.dtype
     else:
         try:
-            dtype = np.result_type(a)
-        except TypeError as err:
+            dtype = np.asarray(a).dtype
+        except (TypeError, ValueError) as err:
             raise TypeError(f"{name} must be a numeric array, got {type(a).__name__}") from err
     if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
         raise TypeError(f"{name} must be a numeric array, got dtype {dtype}")
