@@ -26,6 +26,7 @@ from jaxbp.validate import check_batch, check_data, check_inputs, check_params
 
 Array = jax.Array
 
+METHODS = ("matrix", "vmap", "autodiff")
 STATUSES = ("completed", "early_stopped", "diverged")
 
 
