@@ -391,7 +391,7 @@ def test_read_features_npz_needs_only_X(tmp_path):
         data.read_features(tmp_path / "noX.npz")
     np.save(tmp_path / "single.npy", np.arange(3))
     (tmp_path / "single.npz").write_bytes((tmp_path / "single.npy").read_bytes())
-    with pytest.raises(data.DataError, match="not a readable .npz"):
+    with pytest.raises(data.DataError, match=r"not a readable \.npz"):
         data.read_features(tmp_path / "single.npz")
-    with pytest.raises(data.DataError, match="expected a .csv or .npz file"):
+    with pytest.raises(data.DataError, match=r"expected a \.csv or \.npz file"):
         data.read_features(tmp_path / "x.txt")
