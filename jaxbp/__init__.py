@@ -4,6 +4,7 @@ The lecture's BP equations as pure JAX functions, checked against ``jax.grad``.
 """
 
 from jaxbp.backprop import batch_grad, manual_grad, per_sample_grad_norms, per_sample_grads
+from jaxbp.many import fit_many, init_many
 from jaxbp.model import Cache, Net, forward, forward_cache, loss
 from jaxbp.oracle import GradCheck, autodiff_grad, gradcheck
 from jaxbp.params import Params, init
@@ -21,10 +22,12 @@ __all__ = [
     "check_data",
     "evaluate",
     "fit",
+    "fit_many",
     "forward",
     "forward_cache",
     "gradcheck",
     "init",
+    "init_many",
     "loss",
     "manual_grad",
     "per_sample_grad_norms",

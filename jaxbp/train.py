@@ -66,8 +66,13 @@ def _metrics(net: Net, cache, Y: Array) -> tuple[Array, Array]:
     return cache.loss.sum(), correct
 
 
-def _make_epoch(net: Net, optimizer, method: str, n: int, batch_size: int):
-    """The compiled epoch: (params, opt_state, X, Y, key, Xv, Yv) ↦ (params, opt_state, stats)."""
+def _epoch_fn(net: Net, optimizer, method: str, n: int, batch_size: int, sharding=None):
+    """One epoch, uncompiled: (params, opt_state, X, Y, key, Xv, Yv) ↦ (params, opt_state, stats).
+
+    ``sharding``, when given, is the ``NamedSharding`` of one minibatch (split along
+    its samples over a data axis); parameters stay replicated and XLA all-reduces
+    the gradient.
+    """
     grad = grad_fn(method)
     n_full, tail = divmod(n, batch_size)
 
@@ -79,6 +84,13 @@ def _make_epoch(net: Net, optimizer, method: str, n: int, batch_size: int):
         params = optax.apply_updates(params, updates)  # θ ← θ − μ_k ∇L(θ) (or Adam's step)
         return (params, opt_state), _metrics(net, cache, Yb)
 
+    def shard(batch, lead=()):
+        if sharding is None or batch[0].shape[len(lead)] % sharding.mesh.size:
+            return batch
+        spec = jax.sharding.PartitionSpec(*lead, *sharding.spec)
+        where = jax.sharding.NamedSharding(sharding.mesh, spec)
+        return jax.lax.with_sharding_constraint(batch, (where, where))
+
     def epoch(params, opt_state, X, Y, key, Xv, Yv):
         if batch_size < n:  # reshuffle every epoch; full-batch GD needs no shuffle
             perm = jax.random.permutation(key, n)
@@ -88,10 +100,10 @@ def _make_epoch(net: Net, optimizer, method: str, n: int, batch_size: int):
             X[:cut].reshape(n_full, batch_size, -1),
             Y[:cut].reshape(n_full, batch_size, -1),
         )
-        carry, (losses, corrects) = jax.lax.scan(step, (params, opt_state), batches)
+        carry, (losses, corrects) = jax.lax.scan(step, (params, opt_state), shard(batches, (None,)))
         loss_sum, correct_sum = losses.sum(), corrects.sum()
         if tail:
-            carry, (loss_tail, correct_tail) = step(carry, (X[cut:], Y[cut:]))
+            carry, (loss_tail, correct_tail) = step(carry, shard((X[cut:], Y[cut:])))
             loss_sum, correct_sum = loss_sum + loss_tail, correct_sum + correct_tail
         params, opt_state = carry
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
@@ -101,15 +113,54 @@ def _make_epoch(net: Net, optimizer, method: str, n: int, batch_size: int):
             stats |= {"val_loss": val_loss / Xv.shape[0], "val_accuracy": val_correct / Xv.shape[0]}
         return params, opt_state, stats
 
-    epoch.traces = 0  # counts compilations, for tests
+    return epoch
+
+
+def _counted_jit(fn):
+    """``jax.jit(fn)`` with a ``traces()`` method counting how often it was traced."""
+    count = [0]
 
     def counted(*args):
-        epoch.traces += 1
-        return epoch(*args)
+        count[0] += 1
+        return fn(*args)
 
     jitted = jax.jit(counted)
-    jitted.traces = lambda: epoch.traces
+    jitted.traces = lambda: count[0]
     return jitted
+
+
+def _make_epoch(net: Net, optimizer, method: str, n: int, batch_size: int, sharding=None):
+    """The compiled epoch (see :func:`_epoch_fn`), compiled once per ``fit``."""
+    return _counted_jit(_epoch_fn(net, optimizer, method, n, batch_size, sharding))
+
+
+def data_sharding(devices, batch_size: int):
+    """The ``NamedSharding`` splitting each minibatch along a data axis over ``devices``.
+
+    ``devices``: a number (the first that many of ``jax.devices()``), a list of
+    devices, or a ``jax.sharding.Mesh`` (its first axis is the data axis).
+    """
+    if devices is None:
+        return None
+    if isinstance(devices, jax.sharding.Mesh):
+        mesh = devices
+    else:
+        available = jax.devices()
+        if isinstance(devices, int):
+            if not 1 <= devices <= len(available):
+                raise ValueError(
+                    f"devices={devices}, but {len(available)} {available[0].platform} device(s) "
+                    "are available"
+                )
+            devices = available[:devices]
+        mesh = jax.sharding.Mesh(np.asarray(list(devices)), ("data",))
+    axis = mesh.axis_names[0]
+    if batch_size % mesh.shape[axis]:
+        raise ValueError(
+            f"batch_size={batch_size} must be a multiple of the {mesh.shape[axis]} devices "
+            f"on the data axis {axis!r}"
+        )
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(axis))
 
 
 def with_weight_decay(optimizer, weight_decay: float):
@@ -186,6 +237,7 @@ def fit(
     initial_epoch: int = 0,
     history: dict[str, list] | None = None,
     callback: Callable[[int, FitResult], None] | None = None,
+    devices=None,
 ) -> FitResult:
     """Train θ on (X, Y) by minibatch steps of ``optimizer`` on L(θ) = (1/n) Σ ℓᵢ(θ).
 
@@ -214,6 +266,10 @@ def fit(
             ``jaxbp.checkpoint``); by default a fresh ``optimizer.init(params)``.
         callback: called as ``callback(epoch, result_so_far)`` after every epoch
             (e.g. to save a checkpoint).
+        devices: data parallelism: a number of devices, a list of devices or a
+            ``jax.sharding.Mesh``. Each minibatch is split along its samples over
+            the devices (``NamedSharding``), θ is replicated, and XLA all-reduces
+            the gradient. ``batch_size`` must be a multiple of the device count.
 
     Returns:
         A :class:`FitResult` (params, opt_state, history, status, epoch).
@@ -252,8 +308,12 @@ def fit(
         Xv, Yv = check_batch(net, params, *validation, kind="batch")
     n = X.shape[0]
     batch_size = n if batch_size is None else min(batch_size, n)
+    sharding = data_sharding(devices, batch_size)
+    if sharding is not None:
+        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        X, Y, Xv, Yv, params = jax.device_put((X, Y, Xv, Yv, params), replicated)
     optimizer = with_weight_decay(optimizer, weight_decay)
-    epoch_fn = _make_epoch(net, optimizer, grad, n, batch_size)
+    epoch_fn = _make_epoch(net, optimizer, grad, n, batch_size, sharding)
     return _loop(
         epoch_fn, net, params, optimizer.init(params) if opt_state is None else opt_state,
         (X, Y, Xv, Yv), shuffle_key, epochs, initial_epoch, history, early_stopping,

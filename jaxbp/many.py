@@ -1,0 +1,177 @@
+"""Many small networks trained at once: ``jax.vmap`` over a leading model axis.
+
+Seeds, learning rates or init scales differ from model to model; shapes are shared.
+Every model follows exactly the steps of its own :func:`jaxbp.fit` (same shuffles
+for the same key), but all of them run in one compiled epoch, which turns many
+small matrix products into a few batched ones.
+
+Example:
+    >>> import jax, jax.numpy as jnp, optax, jaxbp
+    >>> from jaxbp import data
+    >>> ds = data.load("moons")
+    >>> net = jaxbp.Net(activation="relu", head="softmax")
+    >>> keys = jax.random.split(jax.random.key(0), 8)
+    >>> params = jaxbp.init_many(net, keys, d=2, hidden=16, out=2, bias=True)
+    >>> opt = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    >>> lrs = jnp.logspace(-3, -1, 8)
+    >>> result = jaxbp.fit_many(net, params, ds.X_train, ds.y_train, optimizer=opt,
+    ...                         epochs=5, batch_size=64, key=keys,
+    ...                         hyperparams={"learning_rate": lrs}, progress=False)
+    >>> len(result.history["loss"][-1])   # one value per model
+    8
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from jaxbp.model import Net
+from jaxbp.params import Params, init
+from jaxbp.train import (
+    FitResult,
+    _check_fit_args,
+    _counted_jit,
+    _epoch_fn,
+    _new_history,
+)
+from jaxbp.validate import check_batch, check_data
+
+Array = jax.Array
+
+
+def init_many(net: Net, keys: Array, *, scales=None, **init_kwargs) -> Params:
+    """``jaxbp.init`` for every key in ``keys`` (m,), stacked along a leading model axis.
+
+    ``scales`` (m,), if given, multiplies model i's weights V, W by ``scales[i]``
+    (all init schemes are zero-mean normal, so this is the init with std × scale).
+    Other keyword arguments go to :func:`jaxbp.init`.
+    """
+    params = jax.vmap(lambda k: init(net, k, **init_kwargs))(keys)
+    if scales is None:
+        return params
+    scales = jnp.asarray(scales, params.V.dtype)
+    if scales.shape != (params.V.shape[0],):
+        raise ValueError(
+            f"scales must have shape ({params.V.shape[0]},) (one per key), got {scales.shape}"
+        )
+    return params._replace(V=params.V * scales[:, None, None], W=params.W * scales[:, None, None])
+
+
+def _model(params: Params, i: int) -> Params:
+    return jax.tree.map(lambda a: a[i], params)
+
+
+def _with_hyperparams(opt_state, hyperparams: dict, m: int):
+    """Write per-model values into an ``optax.inject_hyperparams`` state."""
+    if not hyperparams:
+        return opt_state
+    if not hasattr(opt_state, "hyperparams"):
+        raise TypeError(
+            "hyperparams= needs an optimizer made with optax.inject_hyperparams, e.g. "
+            "optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)"
+        )
+    values = dict(opt_state.hyperparams)
+    for name, value in hyperparams.items():
+        if name not in values:
+            raise ValueError(
+                f"hyperparams: unknown name {name!r}; the optimizer has {sorted(values)}"
+            )
+        value = jnp.asarray(value, jnp.result_type(values[name]))
+        if value.shape != (m,):
+            raise ValueError(f"hyperparams[{name!r}] must have shape ({m},), got {value.shape}")
+        values[name] = value
+    return opt_state._replace(hyperparams=values)
+
+
+def fit_many(
+    net: Net,
+    params: Params,
+    X,
+    Y,
+    *,
+    optimizer: optax.GradientTransformation,
+    epochs: int,
+    batch_size: int | None = None,
+    key: Array,
+    grad: str = "matrix",
+    hyperparams: dict | None = None,
+    validation: tuple | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train m networks at once on the same (X, Y); ``params`` has a leading model axis m.
+
+    Args:
+        params: stacked θ, e.g. from :func:`init_many`.
+        key: one key (every model sees the same shuffles) or m keys (m,): model i
+            then takes exactly the steps of ``fit(..., key=key[i])``.
+        hyperparams: per-model optimizer hyperparameters, e.g.
+            ``{"learning_rate": lrs}`` with ``lrs`` of shape (m,); the optimizer must
+            come from ``optax.inject_hyperparams``.
+        validation: held-out (Xv, Yv) evaluated for every model after every epoch.
+        The other arguments are those of :func:`jaxbp.fit` (no early stopping or
+        weight decay here: chain ``optax.add_decayed_weights`` into the optimizer).
+
+    Returns:
+        A :class:`jaxbp.FitResult` whose params and opt_state are stacked, whose
+        history entries are lists of m values per epoch, and whose ``status`` is a
+        list of m statuses. A model whose loss becomes NaN or inf is frozen at its
+        last finite θ (status ``"diverged"``) while the others train on.
+    """
+    _check_fit_args(optimizer, epochs, batch_size, grad, None)
+    if not hasattr(params, "V") or getattr(params.V, "ndim", 0) != 3:
+        raise ValueError("params must be stacked along a leading model axis (V of shape (m, M, d))")
+    m = params.V.shape[0]
+    first = _model(params, 0)
+    check_data(net, first, X, Y)
+    X, Y = check_batch(net, first, X, Y, kind="batch")
+    Xv = Yv = None
+    if validation is not None:
+        check_data(net, first, *validation)
+        Xv, Yv = check_batch(net, first, *validation, kind="batch")
+    keys = jnp.asarray(key)
+    key_axis = 0 if keys.ndim == 1 else None
+    if key_axis == 0 and keys.shape[0] != m:
+        raise ValueError(f"key must be one key or {m} keys (one per model), got {keys.shape[0]}")
+    split = jax.vmap(jax.random.split) if key_axis == 0 else jax.random.split
+    shuffle_keys = split(keys)[..., 1]
+    n = X.shape[0]
+    batch_size = n if batch_size is None else min(batch_size, n)
+    opt_state = _with_hyperparams(jax.vmap(optimizer.init)(params), hyperparams, m)
+    epoch = _many_epoch(net, optimizer, grad, n, batch_size, key_axis)
+    history = _new_history(net.is_classifier)
+    diverged = np.zeros(m, bool)
+    fold = jax.vmap(jax.random.fold_in, (0, None)) if key_axis == 0 else jax.random.fold_in
+    for k in tqdm(range(epochs), disable=not progress, unit="epoch", leave=False):
+        start = time.perf_counter()
+        params, opt_state, stats = epoch(params, opt_state, X, Y, fold(shuffle_keys, k), Xv, Yv)
+        stats = jax.device_get(stats)
+        seconds = time.perf_counter() - start
+        diverged |= ~stats["ok"]
+        history["epoch"].append(k + 1)
+        for name in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            if name in history:
+                history[name].append(stats[name].tolist() if name in stats else None)
+        history["seconds"].append(seconds)
+    status = ["diverged" if d else "completed" for d in diverged]
+    return FitResult(params, opt_state, history, status, epochs)
+
+
+def _many_epoch(net, optimizer, grad, n, batch_size, key_axis):
+    """The vmapped epoch; a model whose update is not finite keeps its previous θ."""
+    epoch = _epoch_fn(net, optimizer, grad, n, batch_size)
+
+    def guarded(params, opt_state, X, Y, key, Xv, Yv):
+        new_params, new_state, stats = epoch(params, opt_state, X, Y, key, Xv, Yv)
+        ok = stats.pop("finite") & jnp.isfinite(stats["loss"])
+        keep = jax.tree.map(
+            lambda new, old: jnp.where(ok, new, old), (new_params, new_state), (params, opt_state)
+        )
+        return *keep, stats | {"ok": ok}
+
+    return _counted_jit(jax.vmap(guarded, in_axes=(0, 0, None, None, key_axis, None, None)))
