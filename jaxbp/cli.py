@@ -90,6 +90,19 @@ def _add_train(sub) -> None:
         "--early-stopping", type=_positive_int, metavar="PATIENCE", help="patience in epochs"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="train N networks (seeds SEED..SEED+N-1) at once with vmap and compare them",
+    )
+    p.add_argument(
+        "--devices",
+        type=_positive_int,
+        metavar="N",
+        help="split each minibatch over N devices (data parallel; batch size a multiple of N)",
+    )
     p.add_argument("--out", help="run folder (default: runs/<data>-<time>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbp import checkpoint, data, optimizers, plots
+from jaxbp.many import fit_many, init_many
 from jaxbp.model import Net
 from jaxbp.params import init
-from jaxbp.train import FitResult, evaluate, fit, predict
+from jaxbp.train import FitResult, evaluate, fit, predict, with_weight_decay
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.npz"
@@ -34,6 +35,7 @@ VALIDATION_FRACTION = 0.1
 _RUN_ARGS = (
     "data", "target", "activation", "hidden", "head", "output", "bias", "optimizer", "lr",
     "schedule", "epochs", "batch_size", "grad", "weight_decay", "early_stopping", "seed", "x64",
+    "devices",
 )  # fmt: skip
 
 
@@ -153,6 +155,10 @@ def train_command(args) -> int:
         out = Path(args.out) if args.out else _default_out(cfg)
     net, optimizer, weight_decay, batch_size = _setup(cfg, ds)
     dtype = jnp.float64 if cfg["x64"] else jnp.float32
+    if not resume and args.seeds > 1:
+        return sweep(
+            cfg, ds, net, with_weight_decay(optimizer, weight_decay), batch_size, out, args
+        )
     seed_key = jax.random.key(cfg["seed"])
     params = init(
         net, jax.random.fold_in(seed_key, 0), d=cfg["d"], hidden=cfg["hidden"], out=cfg["out"],
@@ -178,7 +184,7 @@ def train_command(args) -> int:
             batch_size=batch_size, key=fit_key, grad=cfg["grad"],
             validation_fraction=VALIDATION_FRACTION, early_stopping=cfg["early_stopping"],
             weight_decay=weight_decay, progress=not args.quiet, opt_state=opt_state,
-            initial_epoch=start, history=history, callback=saver,
+            initial_epoch=start, history=history, callback=saver, devices=cfg.get("devices"),
         )  # fmt: skip
     except KeyboardInterrupt:
         saver.flush()
@@ -204,8 +210,6 @@ def train_command(args) -> int:
 
 
 def _opt_like(optimizer, weight_decay, params):
-    from jaxbp.train import with_weight_decay
-
     return with_weight_decay(optimizer, weight_decay).init(params)
 
 
@@ -393,3 +397,54 @@ def predict_command(args) -> int:
     else:
         sys.stdout.write(buffer.getvalue())
     return 0
+
+
+def sweep(cfg: dict, ds: data.Dataset, net: Net, optimizer, batch_size, out: Path, args) -> int:
+    """``jaxbp train --seeds N``: N networks (seeds SEED..SEED+N−1) in one vmapped loop.
+
+    Each model is initialised and shuffled as ``--seed s`` would; all train on the
+    whole training split (no validation hold-out) and are compared on the test split.
+    """
+    seeds = list(range(cfg["seed"], cfg["seed"] + args.seeds))
+    init_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 0) for s in seeds])
+    fit_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
+    dtype = jnp.float64 if cfg["x64"] else jnp.float32
+    params = init_many(
+        net,
+        init_keys,
+        d=cfg["d"],
+        hidden=cfg["hidden"],
+        out=cfg["out"],
+        bias=cfg["bias"],
+        dtype=dtype,
+    )
+    print(f"jaxbp train: {args.seeds} seeds of {_describe(cfg, ds)} → {out}", file=sys.stderr)
+    result = fit_many(
+        net, params, ds.X_train, labels_for(cfg["head"], ds.y_train), optimizer=optimizer,
+        epochs=cfg["epochs"], batch_size=batch_size, key=fit_keys, grad=cfg["grad"],
+        validation=(ds.X_test, labels_for(cfg["head"], ds.y_test)), progress=not args.quiet,
+    )  # fmt: skip
+    rows = []
+    for i, seed in enumerate(seeds):
+        params_i = jax.tree.map(lambda a, i=i: a[i], result.params)
+        rows.append(
+            {"seed": seed, "status": result.status[i]} | _test_metrics(cfg, ds, net, params_i)
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG).write_text(json.dumps(cfg | {"seeds": seeds}, indent=2))
+    (out / "sweep.json").write_text(
+        json.dumps({"models": rows, "history": result.history}, indent=1)
+    )
+    metric = "accuracy" if net.is_classifier else "mse"
+    lines = [f"{'seed':>6}  {'status':<10} {'test loss':>10} {'test ' + metric:>14}"]
+    for r in rows:
+        shown = f"{100 * r[metric]:.2f}%" if metric == "accuracy" else f"{r[metric]:.4g}"
+        lines.append(f"{r['seed']:>6}  {r['status']:<10} {r['loss']:>10.4f} {shown:>14}")
+    values = np.array([r[metric] for r in rows])
+    scale = 100 if metric == "accuracy" else 1
+    lines.append(
+        f"mean ± std of test {metric}: {scale * values.mean():.4g} ± {scale * values.std():.2g}"
+    )
+    lines.append(f"time {sum(result.history['seconds']):.1f} s; results in {out / 'sweep.json'}")
+    print("\n".join(lines))
+    return 1 if "diverged" in result.status else 0

@@ -182,3 +182,22 @@ def test_console_script_runs_without_traceback(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert "nope.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_seed_sweep_trains_each_seed(tmp_path, capsys):
+    code, out, _ = _run(
+        capsys, "train", "--data", "moons", "--seeds", "3", "--seed", "5", "--epochs", "2",
+        "--hidden", "8", "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert code == 0
+    sweep = json.loads((tmp_path / "sweep.json").read_text())
+    assert [m["seed"] for m in sweep["models"]] == [5, 6, 7]
+    assert len({m["loss"] for m in sweep["models"]}) == 3  # different seeds, different nets
+    assert "mean ± std of test accuracy" in out
+
+
+def test_more_devices_than_available_exit_2(tmp_path, capsys):
+    code, _, err = _run(
+        capsys, "train", "--devices", "64", "--epochs", "1", "--out", str(tmp_path), "--quiet"
+    )
+    assert code == 2 and "devices=64" in err
