@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxbp.model import Cache, Net, _forward_cache
+from jaxbp.model import Cache, Net, _forward_cache, matmul
 from jaxbp.params import Params
 from jaxbp.validate import check_batch
 
@@ -64,15 +64,15 @@ def _backward_rows(net: Net, params: Params, X: Array, Y: Array, scale):
     """Forward cache, Δ (rows δᵢ·scale) and G (rows (Wᵀδᵢ ⊙ σ′(Vxᵢ))·scale) for a batch."""
     cache = _forward_cache(net, params, X, Y)  # A = X Vᵀ, Z = σ(A), O = Z Wᵀ
     Delta = net.loss_head.delta(cache.o, Y) * scale  # rows δᵢ · scale
-    G = (Delta @ params.W) * net.sigma.grad(cache.a)  # (Δ W) ⊙ σ′(A)
+    G = matmul(net, Delta, params.W) * net.sigma.grad(cache.a)  # (Δ W) ⊙ σ′(A)
     return cache, Delta, G
 
 
 def _matrix_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
     """∇L(θ) in matrix form: Δ = rows δᵢ/n, ∂L/∂W = ΔᵀZ, ∂L/∂V = ((ΔW) ⊙ σ′(A))ᵀX."""
     cache, Delta, G = _backward_rows(net, params, X, Y, 1 / X.shape[0])
-    dW = Delta.T @ cache.z  # ∂L/∂W = Δᵀ Z
-    dV = G.T @ X  # ∂L/∂V = ((Δ W) ⊙ σ′(A))ᵀ X
+    dW = matmul(net, Delta.T, cache.z)  # ∂L/∂W = Δᵀ Z
+    dV = matmul(net, G.T, X)  # ∂L/∂V = ((Δ W) ⊙ σ′(A))ᵀ X
     grads = Params(V=dV, W=dW, b=_if(params.b, G.sum(0)), c=_if(params.c, Delta.sum(0)))
     return grads, cache
 

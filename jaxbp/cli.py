@@ -107,6 +107,11 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--x64", action="store_true", help="train in float64")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="mixed precision: bfloat16 matrix products, float32 parameters and accumulation",
+    )
 
 
 def _add_gradcheck(sub) -> None:

@@ -36,6 +36,10 @@ class Net:
         output: the squared head's output map h (any activation name; identity
             when ``None``). Must be ``None`` for the other heads.
         negative_slope: α of ``leaky_relu`` (σ or output map), 0.01 by default.
+        matmul_dtype: ``None`` (matrix products in the parameters' dtype) or
+            ``"bfloat16"``: mixed precision for the batch path (forward and
+            matrix-form BP) — inputs of each matrix product rounded to bfloat16,
+            products accumulated and everything else kept in float32.
 
     Example:
         >>> import jaxbp
@@ -48,6 +52,7 @@ class Net:
     head: str = "squared"
     output: str | None = None
     negative_slope: float = 0.01
+    matmul_dtype: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.activation, str):
@@ -56,6 +61,10 @@ class Net:
             )
         activations.get(self.activation)
         heads.get(self.head, self.output)
+        if self.matmul_dtype not in MATMUL_DTYPES:
+            raise ValueError(
+                f"matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}"
+            )
 
     @property
     def sigma(self) -> activations.Activation:
@@ -72,6 +81,17 @@ class Net:
         return self.head in heads.CLASSIFICATION
 
 
+MATMUL_DTYPES = (None, "bfloat16")
+
+
+def matmul(net: Net, a: Array, b: Array) -> Array:
+    """a @ b, with bfloat16 inputs and float32 accumulation when ``net.matmul_dtype`` says so."""
+    if net.matmul_dtype is None:
+        return a @ b
+    low = jnp.dtype(net.matmul_dtype)
+    return jnp.matmul(a.astype(low), b.astype(low), preferred_element_type=jnp.result_type(a, b))
+
+
 class Cache(NamedTuple):
     """What the lecture's forward pass stores: Vx, z = σ(Vx), Wz, f = h(Wz), ℓ."""
 
@@ -84,15 +104,15 @@ class Cache(NamedTuple):
 
 def _hidden(net: Net, params: Params, x: Array) -> tuple[Array, Array]:
     """a = Vx (+ b), z = σ(a)."""
-    a = x @ params.V.T
+    a = matmul(net, x, params.V.T)
     if params.b is not None:
         a = a + params.b
     return a, net.sigma.fn(a)
 
 
-def _logits(params: Params, z: Array) -> Array:
+def _logits(net: Net, params: Params, z: Array) -> Array:
     """o = Wz (+ c)."""
-    o = z @ params.W.T
+    o = matmul(net, z, params.W.T)
     return o if params.c is None else o + params.c
 
 
@@ -113,7 +133,7 @@ def forward(net: Net, params: Params, x: Array) -> Array:
 
 def _output(net: Net, params: Params, x: Array) -> Array:
     """o = W σ(Vx), the logits, on checked inputs."""
-    return _logits(params, _hidden(net, params, x)[1])
+    return _logits(net, params, _hidden(net, params, x)[1])
 
 
 def forward_cache(net: Net, params: Params, x: Array, y: Array) -> Cache:
@@ -130,7 +150,7 @@ def _forward_cache(net: Net, params: Params, x: Array, y: Array) -> Cache:
     """``forward_cache`` on inputs already checked and converted (x, y float rows)."""
     head = net.loss_head
     a, z = _hidden(net, params, x)  # Vx, z = σ(Vx)
-    o = _logits(params, z)  # Wz
+    o = _logits(net, params, z)  # Wz
     return Cache(a=a, z=z, o=o, f=head.h(o), loss=head.loss(o, y))
 
 

@@ -35,7 +35,7 @@ VALIDATION_FRACTION = 0.1
 _RUN_ARGS = (
     "data", "target", "activation", "hidden", "head", "output", "bias", "optimizer", "lr",
     "schedule", "epochs", "batch_size", "grad", "weight_decay", "early_stopping", "seed", "x64",
-    "devices",
+    "devices", "bf16",
 )  # fmt: skip
 
 
@@ -101,9 +101,16 @@ def _load_data(cfg: dict) -> data.Dataset:
     return data.load(cfg["data"], key=jax.random.key(cfg["seed"]), target=cfg["target"])
 
 
+def _net(cfg: dict) -> Net:
+    return Net(
+        activation=cfg["activation"], head=cfg["head"], output=cfg["output"],
+        matmul_dtype="bfloat16" if cfg.get("bf16") else None,
+    )  # fmt: skip
+
+
 def _setup(cfg: dict, ds: data.Dataset):
     """(net, optimizer, weight decay, batch size, n_train) from a run config and its data."""
-    net = Net(activation=cfg["activation"], head=cfg["head"], output=cfg["output"])
+    net = _net(cfg)
     batch_size = _batch_size(cfg["batch_size"])
     n_train = len(ds.X_train) - max(1, round(VALIDATION_FRACTION * len(ds.X_train)))
     steps = math.ceil(n_train / min(batch_size or n_train, n_train))
@@ -231,7 +238,7 @@ class _Saver:
             self.save(None, self.latest)
 
     def save(self, net, result: FitResult) -> None:
-        net = net or Net(self.cfg["activation"], self.cfg["head"], self.cfg["output"])
+        net = net or _net(self.cfg)
         checkpoint.save(
             self.out / CHECKPOINT, net=net, params=result.params, opt_state=result.opt_state,
             epoch=result.epoch, key=self.key, history=result.history, config=self.cfg,

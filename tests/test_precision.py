@@ -1,0 +1,57 @@
+"""Mixed precision: bfloat16 matrix products with float32 parameters and accumulation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import jaxbp
+from jaxbp import data
+from jaxbp.oracle import relative_error
+
+
+def _problem(matmul_dtype):
+    net = jaxbp.Net(activation="relu", head="softmax", matmul_dtype=matmul_dtype)
+    params = jaxbp.init(net, jax.random.key(0), d=64, hidden=128, out=10, bias=True)
+    X = jax.random.normal(jax.random.key(1), (256, 64))
+    Y = jax.random.randint(jax.random.key(2), (256,), 0, 10)
+    return net, params, X, Y
+
+
+def test_bf16_matmuls_are_used_and_params_stay_float32():
+    net, params, X, Y = _problem("bfloat16")
+    jaxpr = str(jax.make_jaxpr(jaxbp.batch_grad)(net, params, X, Y))
+    assert "bf16" in jaxpr and "preferred_element_type=float32" in jaxpr
+    g = jaxbp.batch_grad(net, params, X, Y)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(g))
+
+
+def test_bf16_gradient_is_close_to_float32_but_not_equal():
+    net16, params, X, Y = _problem("bfloat16")
+    net32 = jaxbp.Net(activation="relu", head="softmax")
+    err = float(
+        relative_error(jaxbp.batch_grad(net16, params, X, Y), jaxbp.batch_grad(net32, params, X, Y))
+    )
+    assert 0 < err < 2e-2  # bfloat16 keeps 8 bits of mantissa: ~0.4% per rounding
+
+
+def test_bf16_digits_accuracy_within_half_a_point_of_float32():
+    ds = data.digits()
+    accuracy = {}
+    for dtype in (None, "bfloat16"):
+        net = jaxbp.Net(activation="relu", head="softmax", matmul_dtype=dtype)
+        params = jaxbp.init(net, jax.random.key(0), d=64, hidden=64, out=10, bias=True)
+        result = jaxbp.fit(
+            net, params, ds.X_train, ds.y_train, optimizer=optax.adam(1e-3), epochs=30,
+            batch_size=32, key=jax.random.key(1), progress=False,
+        )  # fmt: skip
+        accuracy[dtype] = jaxbp.evaluate(net, result.params, ds.X_test, ds.y_test)["accuracy"]
+    assert accuracy[None] >= 0.95
+    assert abs(accuracy["bfloat16"] - accuracy[None]) <= 0.005
+
+
+def test_unknown_matmul_dtype():
+    with pytest.raises(ValueError, match="matmul_dtype must be one of"):
+        jaxbp.Net(matmul_dtype="float16")
