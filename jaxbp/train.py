@@ -251,8 +251,9 @@ def fit(
         batch_size: minibatch size; ``None`` is full-batch gradient descent, exactly
             the lecture's θ_{k+1} = θ_k − μ_k ∇L(θ_k). A last partial batch is used,
             with the mean over its real samples.
-        key: PRNG key for the shuffles and the validation split. Epoch k shuffles
-            with ``fold_in(key, k)``, so a resumed run repeats the same epochs.
+        key: PRNG key for the shuffles and the validation split: with
+            ``split_key, shuffle_key = jax.random.split(key)``, epoch k shuffles with
+            ``fold_in(shuffle_key, k)``, so a resumed run repeats the same epochs.
         grad: ``"matrix"`` (hand-written, default), ``"vmap"`` or ``"autodiff"``.
         validation: held-out (Xv, Yv) evaluated after every epoch.
         validation_fraction: hold out this fraction of (X, Y) instead.
@@ -308,16 +309,18 @@ def fit(
         Xv, Yv = check_batch(net, params, *validation, kind="batch")
     n = X.shape[0]
     batch_size = n if batch_size is None else min(batch_size, n)
-    sharding = data_sharding(devices, batch_size)
-    if sharding is not None:
-        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
-        X, Y, Xv, Yv, params = jax.device_put((X, Y, Xv, Yv, params), replicated)
     optimizer = with_weight_decay(optimizer, weight_decay)
+    opt_state = optimizer.init(params) if opt_state is None else opt_state
+    sharding = data_sharding(devices, batch_size)
+    if sharding is not None:  # everything replicated; the epoch splits each minibatch
+        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        X, Y, Xv, Yv, params, opt_state = jax.device_put(
+            (X, Y, Xv, Yv, params, opt_state), replicated
+        )
     epoch_fn = _make_epoch(net, optimizer, grad, n, batch_size, sharding)
     return _loop(
-        epoch_fn, net, params, optimizer.init(params) if opt_state is None else opt_state,
-        (X, Y, Xv, Yv), shuffle_key, epochs, initial_epoch, history, early_stopping,
-        progress, callback,
+        epoch_fn, net, params, opt_state, (X, Y, Xv, Yv), shuffle_key, epochs, initial_epoch,
+        history, early_stopping, progress, callback,
     )  # fmt: skip
 
 
