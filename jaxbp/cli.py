@@ -1,4 +1,4 @@
-"""The ``jaxbp`` command: train, evaluate, predict, gradcheck, explain.
+"""The ``jaxbp`` command: train, evaluate, predict, gradcheck, explain, bench.
 
 Every user mistake (bad argument, missing file, bad data) ends with a one-line
 message on stderr and exit code 2, never a traceback. A diverged run exits 1.
@@ -163,6 +163,14 @@ def _add_predict(sub) -> None:
     p.add_argument("--output", metavar="FILE", help="CSV to write (default: stdout)")
 
 
+def _add_bench(sub) -> None:
+    # Listed for --help only: main() hands `jaxbp bench ...` to jaxbp.bench.main.
+    sub.add_parser(
+        "bench",
+        help="benchmark jaxbp against plain JAX, scikit-learn and PyTorch (see BENCHMARKS.md)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jaxbp`` command."""
     p = _Parser(prog="jaxbp", description=__doc__.splitlines()[0])
@@ -172,6 +180,7 @@ def parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_gradcheck(sub)
     _add_explain(sub)
+    _add_bench(sub)
     return p
 
 
@@ -228,6 +237,11 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jaxbp`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the benchmark parses its own arguments
+        from jaxbp import bench
+
+        return bench.main(argv[1:])
     args = parser().parse_args(argv)
     if getattr(args, "x64", False):
         import jax
