@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import erf
+from jax.scipy.special import erfc
 
 Array = jax.Array
 
@@ -93,8 +93,12 @@ def _gelu_exact(a):
 
 
 def _gelu_exact_grad(a):
-    """σ′(a) = Φ(a) + a φ(a), with Φ(a) = ½(1 + erf(a/√2)) and φ(a) = e^(−a²/2)/√(2π)."""
-    cdf = 0.5 * (1 + erf(a / math.sqrt(2)))
+    """σ′(a) = Φ(a) + a φ(a), with Φ(a) = ½ erfc(−a/√2) and φ(a) = e^(−a²/2)/√(2π).
+
+    erfc keeps Φ's relative precision far out on the negative side, where
+    ½(1 + erf(a/√2)) would cancel.
+    """
+    cdf = 0.5 * erfc(-a / math.sqrt(2))
     pdf = jnp.exp(-0.5 * a**2) / math.sqrt(2 * math.pi)
     return cdf + a * pdf
 

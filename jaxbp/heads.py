@@ -91,6 +91,11 @@ def get(name: str, output: str | None = None, *, negative_slope: float = 0.01) -
             head whose output map is fixed (logistic, softmax).
     """
     if name == "squared":
+        if output is not None and output not in activations.NAMES:
+            raise ValueError(
+                f"unknown output map output={output!r} for head='squared'; expected one of "
+                f"{', '.join(activations.NAMES)}"
+            )
         return squared(activations.get(output or "identity", negative_slope=negative_slope))
     if name not in NAMES:
         raise ValueError(f"unknown head {name!r}; expected one of {', '.join(NAMES)}")

@@ -7,6 +7,7 @@ offset is ``None`` (the lecture's "w.l.o.g. no offset"), an empty pytree.
 
 from __future__ import annotations
 
+import operator
 from typing import NamedTuple
 
 import jax
@@ -44,10 +45,17 @@ def _initializer(scheme: str, scale: float):
     )
 
 
-def _check_dims(**dims: int) -> None:
+def _check_dims(**dims: int) -> dict[str, int]:
+    """The sizes as Python ints (NumPy integers accepted); each must be ≥ 1."""
+    checked = {}
     for name, value in dims.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        try:
+            checked[name] = operator.index(value)
+        except TypeError:
+            checked[name] = 0
+        if isinstance(value, bool) or checked[name] < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return checked
 
 
 def _resolve_dtype(dtype) -> jnp.dtype:
@@ -104,7 +112,7 @@ def init(
     """
     from jaxbp.validate import check_head_width  # local: validate imports Params
 
-    _check_dims(d=d, hidden=hidden, out=out)
+    d, hidden, out = _check_dims(d=d, hidden=hidden, out=out).values()
     check_head_width(net, out, "out")
     dtype = _resolve_dtype(dtype)
     initializer = _initializer(scheme, scale)

@@ -284,7 +284,7 @@ def fit(
         >>> from jaxbp import data
         >>> ds = data.load("moons")
         >>> net = jaxbp.Net(activation="relu", head="softmax")
-        >>> params = jaxbp.init(net, jax.random.key(0), d=2, hidden=32, out=2)
+        >>> params = jaxbp.init(net, jax.random.key(0), d=2, hidden=32, out=2, bias=True)
         >>> result = jaxbp.fit(net, params, ds.X_train, ds.y_train, optimizer=optax.adam(1e-2),
         ...                    epochs=50, batch_size=64, key=jax.random.key(1), progress=False)
         >>> result.history["accuracy"][-1] > 0.95

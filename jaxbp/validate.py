@@ -121,9 +121,10 @@ def _check_label_values(net, y, K: int, name: str) -> None:
     if net.head == "logistic":
         bad = values[(values != 1) & (values != -1)]
         if bad.size:
+            first = bad.flat[0].item()
             raise ValueError(
-                f"{name} must hold labels +1 or -1 for head='logistic', found {bad.flat[0]!r}"
-                + (" (0/1 labels? map them with 2*y - 1)" if bad.flat[0] == 0 else "")
+                f"{name} must hold labels +1 or -1 for head='logistic', found {first!r}"
+                + (" (0/1 labels? map them with 2*y - 1)" if first == 0 else "")
             )
 
 
@@ -167,7 +168,7 @@ def check_batch(net, params, X, Y, *, kind: str | None = None) -> tuple[jax.Arra
     Returns X in θ's dtype and Y as float rows (n, K) (or (K,) for one sample).
     """
     check_params(net, params)
-    single = kind == "single"
+    single = kind == "single" or (kind is None and np.ndim(X) == 1)
     X = check_inputs(params, X, name="x" if single else "X", kind=kind)
     Y = check_targets(net, params, Y, x_ndim=X.ndim, name="y" if single else "Y")
     if X.ndim == 2 and Y.shape[0] != X.shape[0]:

@@ -217,6 +217,7 @@ def test_file_layout_is_plain_npz_with_json_meta(saved):
         "head": "softmax",
         "output": None,
         "negative_slope": 0.01,
+        "matmul_dtype": None,
     }
     assert meta["params"]["V"] == {"shape": [4, 3], "dtype": "float32"}
     assert meta["opt_state"]["treedef"] == str(jax.tree_util.tree_structure(state))
