@@ -39,6 +39,7 @@ from jaxbp.train import (
     _counted_jit,
     _epoch_fn,
     _new_history,
+    shuffle_order,
 )
 from jaxbp.validate import check_batch, check_data
 
@@ -140,16 +141,21 @@ def fit_many(
         raise ValueError(f"key must be one key or {m} keys (one per model), got {keys.shape[0]}")
     split = jax.vmap(jax.random.split) if key_axis == 0 else jax.random.split
     shuffle_keys = split(keys)[..., 1]
+
+    def orders(k):  # each model's sample order, as fit(key=key[i]) would draw it
+        if key_axis is None:
+            return shuffle_order(shuffle_keys, k, n)
+        return np.stack([shuffle_order(shuffle_keys[i], k, n) for i in range(m)])
+
     n = X.shape[0]
     batch_size = n if batch_size is None else min(batch_size, n)
     opt_state = _with_hyperparams(jax.vmap(optimizer.init)(params), hyperparams, m)
     epoch = _many_epoch(net, optimizer, grad, n, batch_size, key_axis)
     history = _new_history(net.is_classifier)
     diverged = np.zeros(m, bool)
-    fold = jax.vmap(jax.random.fold_in, (0, None)) if key_axis == 0 else jax.random.fold_in
     for k in tqdm(range(epochs), disable=not progress, unit="epoch", leave=False):
         start = time.perf_counter()
-        params, opt_state, stats = epoch(params, opt_state, X, Y, fold(shuffle_keys, k), Xv, Yv)
+        params, opt_state, stats = epoch(params, opt_state, X, Y, orders(k), Xv, Yv)
         stats = jax.device_get(stats)
         seconds = time.perf_counter() - start
         diverged |= ~stats["ok"]
@@ -162,16 +168,19 @@ def fit_many(
     return FitResult(params, opt_state, history, status, epochs)
 
 
-def _many_epoch(net, optimizer, grad, n, batch_size, key_axis):
-    """The vmapped epoch; a model whose update is not finite keeps its previous θ."""
+def _many_epoch(net, optimizer, grad, n, batch_size, order_axis):
+    """The vmapped epoch; a model whose update is not finite keeps its previous θ.
+
+    ``order_axis``: 0 when every model has its own sample order, None when shared.
+    """
     epoch = _epoch_fn(net, optimizer, grad, n, batch_size)
 
-    def guarded(params, opt_state, X, Y, key, Xv, Yv):
-        new_params, new_state, stats = epoch(params, opt_state, X, Y, key, Xv, Yv)
+    def guarded(params, opt_state, X, Y, order, Xv, Yv):
+        new_params, new_state, stats = epoch(params, opt_state, X, Y, order, Xv, Yv)
         ok = stats.pop("finite") & jnp.isfinite(stats["loss"])
         keep = jax.tree.map(
             lambda new, old: jnp.where(ok, new, old), (new_params, new_state), (params, opt_state)
         )
         return *keep, stats | {"ok": ok}
 
-    return _counted_jit(jax.vmap(guarded, in_axes=(0, 0, None, None, key_axis, None, None)))
+    return _counted_jit(jax.vmap(guarded, in_axes=(0, 0, None, None, order_axis, None, None)))

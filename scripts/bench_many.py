@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import optax
 
 import jaxbp
@@ -57,11 +58,12 @@ def main(argv=None) -> int:
     one = train._make_epoch(net, optimizer, "matrix", N, BATCH)
     key_axis = 0 if args.own_shuffles else None
     together = many._many_epoch(net, optimizer, "matrix", N, BATCH, key_axis)
-    shuffle = keys if args.own_shuffles else keys[0]
+    orders = [train.shuffle_order(k, 0, N) for k in keys]
+    shuffle = jnp.stack(orders) if args.own_shuffles else orders[0]
 
     def sequential():
-        order = keys if args.own_shuffles else [keys[0]] * args.models
-        return [one(p, s, X, Y, k, None, None) for (p, s), k in zip(singles, order, strict=True)]
+        order = orders if args.own_shuffles else [orders[0]] * args.models
+        return [one(p, s, X, Y, o, None, None) for (p, s), o in zip(singles, order, strict=True)]
 
     def batched():
         return together(params, opt_states, X, Y, shuffle, None, None)

@@ -82,6 +82,8 @@ def test_one_epoch_is_compiled_once(moons, monkeypatch):
     params = jaxbp.init(net, jax.random.key(0), d=2, hidden=8, out=2)
     _fit(net, params, moons.X_train, moons.y_train, epochs=6, validation_fraction=0.2)
     assert len(made) == 1 and made[0].traces() == 1
+    _fit(net, params, moons.X_train, moons.y_train, epochs=2, validation_fraction=0.2)
+    assert made[0].traces() == 1  # a second fit of the same shapes reuses the compiled epoch
 
 
 def test_last_partial_batch_is_used_with_its_own_mean():
@@ -95,8 +97,8 @@ def test_last_partial_batch_is_used_with_its_own_mean():
         net, params, X, Y, optimizer=optax.sgd(lr), epochs=1, batch_size=4,
         key=jax.random.key(7), progress=False,
     )  # fmt: skip
-    # The documented shuffle: epoch k permutes with fold_in(second half of split(key), k).
-    perm = jax.random.permutation(jax.random.fold_in(jax.random.split(jax.random.key(7))[1], 0), 10)
+    # The documented shuffle: epoch k uses shuffle_order(second half of split(key), k, n).
+    perm = train.shuffle_order(jax.random.split(jax.random.key(7))[1], 0, 10)
     expected, losses = params, []
     for idx in (perm[:4], perm[4:8], perm[8:]):
         losses.append(float(jaxbp.loss(net, expected, X[idx], Y[idx])) * len(idx))
