@@ -1,0 +1,119 @@
+"""The benchmark harness: a --quick run writes the JSON schema and a table with target cells.
+
+No timing assertions: only the shape of what the harness records and renders.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jaxbp import bench
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One tiny workload, one round, jaxbp matrix and autodiff (and the peak)."""
+    tmp = tmp_path_factory.mktemp("bench")
+    out, md = tmp / "results.json", tmp / "BENCHMARKS.md"
+    argv = ["--quick", "--workloads", "S", "--methods", "jaxbp", "jaxbp-autodiff",
+            "--rounds", "1", "--out", str(out), "--md", str(md)]  # fmt: skip
+    assert bench.main(argv) == 0
+    return json.loads(out.read_text()), out, md
+
+
+def test_json_schema(quick_run):
+    doc, _, _ = quick_run
+    assert doc["schema"] == bench.SCHEMA
+    machine = doc["machine"]
+    for key in ("cpu_model", "cpu_count", "python", "date", "versions"):
+        assert machine[key]
+    for lib in ("jax", "jaxlib", "optax", "scikit-learn"):
+        assert machine["versions"][lib]
+    assert doc["config"]["quick"] is True and doc["config"]["rounds"] == 1
+    assert doc["config"]["flops_formula"] == "n(4dM + 6MK)"
+    entry = doc["workloads"]["S"]
+    spec = entry["spec"]
+    assert spec["flops"] == spec["n"] * (4 * spec["d"] * spec["hidden"] + 6 * spec["hidden"] * 10)
+    assert set(entry["methods"]) == {"jaxbp", "jaxbp-autodiff", "peak"}
+    assert entry["rounds"][0]["order"] == ["jaxbp", "jaxbp-autodiff", "peak"]
+    for record in entry["methods"].values():
+        (run,) = record["runs"]
+        assert "error" not in run, run
+        assert run["round"] == 0 and run["warmup_s"] > 0
+        assert run["samples_s"] and all(s > 0 for s in run["samples_s"])
+    jaxbp_run = entry["methods"]["jaxbp"]["runs"][0]
+    assert jaxbp_run["fit1_wall_s"] > 0
+    assert jaxbp_run["timing_mode"].startswith("epoch fn")
+    summary = doc["summary"]["S"]
+    assert summary["peak"]["gflops"] > 0
+    assert summary["methods"]["jaxbp"]["pct_peak"] > 0
+    assert set(summary["targets"]) == {"autodiff", "peak"}  # sklearn, torch not run
+
+
+def test_table_renders_met_cells_and_regenerates(quick_run, tmp_path, capsys):
+    doc, out, md = quick_run
+    text = md.read_text()
+    assert "<!-- jaxbp-bench:begin -->" in text and "n(4dM + 6MK)" in text
+    targets = text.split("### Targets", 1)[1].split("###", 1)[0]
+    rows = [line for line in targets.splitlines() if line.startswith("| jaxbp")]
+    assert len(rows) == 2  # ≤ 1.02 × autodiff, % of peak
+    for row in rows:
+        assert "**met**" in row or "**not met**" in row
+    assert targets.count("not measured") == 2  # sklearn, torch
+
+    # --from-json rewrites only the marked section and keeps hand-written notes.
+    regenerated = tmp_path / "B.md"
+    regenerated.write_text("# Benchmarks\n\nnotes kept\n")
+    assert bench.main(["--from-json", str(out), "--md", str(regenerated)]) == 0
+    again = regenerated.read_text()
+    assert "notes kept" in again
+    section = text.split("<!-- jaxbp-bench:begin -->")[1]
+    assert again.split("<!-- jaxbp-bench:begin -->")[1] == section
+    assert bench.render_markdown(doc, out) in capsys.readouterr().out
+
+
+def test_rotation_runs_every_method_once_per_round():
+    methods = ["a", "b", "c"]
+    orders = [bench.rotated(methods, r) for r in range(4)]
+    assert orders[:3] == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+    assert orders[3] == orders[0]
+    assert all(sorted(order) == methods for order in orders)
+
+
+def test_targets_from_synthetic_samples():
+    """Met / not met follow the goals, from medians of raw samples."""
+
+    def rec(seconds):
+        return {"runs": [{"round": 0, "samples_s": seconds}], "discarded": [], "notes": []}
+
+    flops = bench.WORKLOADS["S"].flops
+    peak_s = 2 * 2048**3 / 100e9  # a 100 GFLOP/s peak
+    doc = {
+        "config": {"peak_size": 2048},
+        "workloads": {
+            "S": {
+                "spec": {"flops": flops},
+                "methods": {
+                    "jaxbp": rec([flops / 60e9]),  # 60 GFLOP/s: 60% of peak
+                    "jaxbp-autodiff": rec([flops / 60e9 / 1.05]),  # autodiff 5% faster
+                    "sklearn": rec([10 * flops / 60e9]),  # 10x slower
+                    "torch": rec([4 * flops / 60e9]),  # 4x slower
+                    "peak": rec([peak_s]),
+                },
+            }
+        },
+    }
+    targets = bench.summarize(doc)["S"]["targets"]
+    assert targets["peak"]["value"] == pytest.approx(60)
+    assert targets["peak"]["met"]  # ≥ 50% on S
+    assert targets["autodiff"]["value"] == pytest.approx(1.05)
+    assert not targets["autodiff"]["met"]
+    assert targets["sklearn"]["met"] and not targets["torch"]["met"]
+
+
+def test_bad_results_file(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"schema": "other"}))
+    assert bench.main(["--from-json", str(path), "--md", str(tmp_path / "B.md")]) == 2
