@@ -953,7 +953,8 @@ def render_markdown(doc: dict, source: Path | str | None = None) -> str:
         "",
         "jaxbp timing: " + "; ".join(sorted(m for m in modes if m)) + ". `fit(epochs=1)` is "
         "called with numpy inputs as a user would: value checks, transfer, tracing, "
-        "compilation (fit compiles its epoch function on every call) and one epoch. The "
+        "compilation (each call passes a new optimizer object, so fit's cached epoch "
+        "function is not reused) and one epoch. The "
         "fit-loop column is fit's own `history['seconds']` (measured only where an epoch "
         "takes < 0.5 s). scikit-learn's MLPClassifier has biases (b, c) and computes its "
         "loss every step; it is timed by `partial_fit` over the whole set (one epoch).",

@@ -146,30 +146,40 @@ def _as_column_output(out, m: int, what: str) -> np.ndarray:
 # --------------------------------------------------------------------------- loss / accuracy
 
 
-def _loss_figure(history: Mapping) -> Figure:
-    epochs, loss = _epochs_and(history, "loss")
-    val = _series(history, "val_loss", loss.size, required=False)
+def _train_val_figure(history: Mapping, key: str, fmt: str):
+    """A figure with the train series ``key`` and its ``val_`` twin, labelled with last values.
 
+    Returns (fig, ax, train values, validation values or None).
+    """
+    epochs, train = _epochs_and(history, key)
+    val = _series(history, f"val_{key}", train.size, required=False)
     fig = Figure(figsize=_FIGSIZE)
     ax = fig.add_subplot()
-    style = _line_style(loss.size)
-    last = _last_finite(loss)
+    style = _line_style(train.size)
+    last = _last_finite(train)
     ax.plot(
-        epochs, loss, label="train" + (f" (last {last:.4g})" if last is not None else ""), **style
+        epochs,
+        train,
+        label="train" + (f" (last {last:{fmt}})" if last is not None else ""),
+        **style,
     )
     if val is not None:
         ok = np.isfinite(val)  # validation may be logged on some epochs only
         last = _last_finite(val)
-        ax.plot(epochs[ok], val[ok], label=f"validation (last {last:.4g})", **style)
+        ax.plot(epochs[ok], val[ok], label=f"validation (last {last:{fmt}})", **style)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig, ax, train, val
 
+
+def _loss_figure(history: Mapping) -> Figure:
+    fig, ax, loss, val = _train_val_figure(history, "loss", ".4g")
     values = np.concatenate([loss, val if val is not None else []])
     finite = values[np.isfinite(values)]
     if finite.size and np.all(finite > 0):
         ax.set_yscale("log")
     ax.set_title("Loss")
-    ax.set_xlabel("epoch")
     ax.set_ylabel("loss" + (" (log scale)" if ax.get_yscale() == "log" else ""))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, which="major", **_GRID)
     ax.legend()
     return fig
@@ -192,25 +202,11 @@ def plot_loss(history: dict, path: str | Path) -> Path:
 
 
 def _accuracy_figure(history: Mapping) -> Figure:
-    epochs, acc = _epochs_and(history, "accuracy")
-    val = _series(history, "val_accuracy", acc.size, required=False)
-
-    fig = Figure(figsize=_FIGSIZE)
-    ax = fig.add_subplot()
-    style = _line_style(acc.size)
-    last = _last_finite(acc)
-    ax.plot(
-        epochs, acc, label="train" + (f" (last {last:.1%})" if last is not None else ""), **style
-    )
-    if val is not None:
-        ok = np.isfinite(val)
-        ax.plot(epochs[ok], val[ok], label=f"validation (last {_last_finite(val):.1%})", **style)
+    fig, ax, _, _ = _train_val_figure(history, "accuracy", ".1%")
     ax.set_ylim(-0.02, 1.02)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.set_title("Accuracy")
-    ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, **_GRID)
     ax.legend(loc="lower right")
     return fig
