@@ -41,7 +41,7 @@ from jaxbp.train import (
     _new_history,
     shuffle_order,
 )
-from jaxbp.validate import check_batch, check_data
+from jaxbp.validate import checked_data
 
 Array = jax.Array
 
@@ -129,12 +129,8 @@ def fit_many(
         raise ValueError("params must be stacked along a leading model axis (V of shape (m, M, d))")
     m = params.V.shape[0]
     first = _model(params, 0)
-    check_data(net, first, X, Y)
-    X, Y = check_batch(net, first, X, Y, kind="batch")
-    Xv = Yv = None
-    if validation is not None:
-        check_data(net, first, *validation)
-        Xv, Yv = check_batch(net, first, *validation, kind="batch")
+    X, Y = checked_data(net, first, X, Y)
+    Xv, Yv = (None, None) if validation is None else checked_data(net, first, *validation)
     keys = jnp.asarray(key)
     key_axis = 0 if keys.ndim == 1 else None
     if key_axis == 0 and keys.shape[0] != m:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from jaxbp.backprop import grad_fn
 from jaxbp.model import Net, _forward_cache, _output
 from jaxbp.params import Params
-from jaxbp.validate import check_batch, check_data, check_inputs, check_params
+from jaxbp.validate import check_batch, check_inputs, check_params, checked_data
 
 Array = jax.Array
 
@@ -311,21 +311,19 @@ def fit(
     """
     _check_fit_args(optimizer, epochs, batch_size, grad, early_stopping)
     check_params(net, params)
-    check_data(net, params, X, Y)
+    X, Y = checked_data(net, params, X, Y)
     split_key, shuffle_key = jax.random.split(key)
     if early_stopping and validation is None and validation_fraction is None:
         validation_fraction = 0.1
     if validation is not None and validation_fraction is not None:
         raise ValueError("give either validation=(Xv, Yv) or validation_fraction, not both")
     if validation_fraction is not None:
-        (X, Y), validation = _split_validation(
-            np.asarray(X), np.asarray(Y), validation_fraction, split_key
-        )
-    X, Y = check_batch(net, params, X, Y, kind="batch")
-    Xv = Yv = None
-    if validation is not None:
-        check_data(net, params, *validation)
-        Xv, Yv = check_batch(net, params, *validation, kind="batch")
+        (X, Y), validation = _split_validation(X, Y, validation_fraction, split_key)
+        Xv, Yv = validation
+    elif validation is not None:
+        Xv, Yv = checked_data(net, params, *validation)
+    else:
+        Xv = Yv = None
     n = X.shape[0]
     batch_size = n if batch_size is None else min(batch_size, n)
     optimizer = with_weight_decay(optimizer, weight_decay)

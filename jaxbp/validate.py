@@ -192,6 +192,11 @@ def check_data(net, params, X, Y) -> None:
         ...
         ValueError: Y must hold labels +1 or -1 for head='logistic', found 0 (0/1 labels? ...
     """
+    checked_data(net, params, X, Y)
+
+
+def checked_data(net, params, X, Y):
+    """:func:`check_data`, returning (X, Y) converted as :func:`check_batch` does."""
     if np.asarray(X).size == 0 or np.shape(X)[0] == 0:
         raise ValueError(f"X is empty (shape {np.shape(X)}); need at least one sample")
     Xc, Yc = check_batch(net, params, X, Y, kind="batch")
@@ -211,3 +216,4 @@ def check_data(net, params, X, Y) -> None:
                 f"Y row {bad} is not a one-hot (or probability) row summing to 1: "
                 f"{rows[bad].tolist()}"
             )
+    return Xc, Yc
