@@ -6,5 +6,6 @@
 - :mod:`benchmarks.norms`: per-example gradient norms, ``python benchmarks/norms.py``.
 - :mod:`benchmarks.many`: many models at once (``fit_many``), ``python benchmarks/many.py``.
 
-Results are written to ``benchmarks/results/*.json`` and the tables to ``BENCHMARKS.md``.
+Results are written to ``benchmarks/results/*.json``; the tables of ``BENCHMARKS.md``
+are rewritten only when asked (``--md BENCHMARKS.md``).
 """

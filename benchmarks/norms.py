@@ -12,8 +12,9 @@ XLA's compiled memory analysis (``jax.jit(f).lower(...).compile().memory_analysi
 temp, argument, output bytes) and the process's peak resident set (``ru_maxrss``)
 after the data are built and after compile + calls, in the same fresh subprocess.
 
-    python benchmarks/norms.py                 # writes benchmarks/results/norms-*.json
-    python benchmarks/norms.py --from-json FILE   # re-render the BENCHMARKS.md section
+    python benchmarks/norms.py                   # writes benchmarks/results/norms-*.json
+    python benchmarks/norms.py --md BENCHMARKS.md   # ... and rewrites its BENCHMARKS.md section
+    python benchmarks/norms.py --from-json FILE --md BENCHMARKS.md   # re-render that section
 """
 
 from __future__ import annotations
@@ -247,7 +248,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help=f"tiny sizes {QUICK}")
     p.add_argument("--out", type=Path)
-    p.add_argument("--md", type=Path, default=Path("BENCHMARKS.md"))
+    p.add_argument("--md", type=Path, metavar="PATH",
+                   help="also (re)write the norms section of this Markdown file")  # fmt: skip
     p.add_argument("--from-json", type=Path, metavar="FILE")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -269,7 +271,8 @@ def main(argv=None) -> int:
         out.write_text(json.dumps(doc, indent=1) + "\n")
         print(f"results -> {out}")
     text = render(doc, out)
-    write_section(args.md, SECTION, text)
+    if args.md:
+        write_section(args.md, SECTION, text)
     print(text)
     return 0 if doc.get("check", {}).get("ok") else 1
 

@@ -14,10 +14,10 @@ Run from the repository root::
 
     python benchmarks/run.py                                  # S, M, L; all methods; 5 rounds
     python benchmarks/run.py --quick --workloads S --rounds 1  # a tiny smoke run
-    python benchmarks/run.py --from-json FILE                  # re-render the tables
+    python benchmarks/run.py --from-json FILE --md BENCHMARKS.md   # re-render the tables
 
-Results go to ``--out`` (default ``benchmarks/results/bench-DATE.json``) and the
-Markdown section to ``--md`` (default ``BENCHMARKS.md``). ``jaxbp bench ARGS`` is an alias
+Results go to ``--out`` (default ``benchmarks/results/bench-DATE.json``); the Markdown
+section is written only to the file given by ``--md``. ``jaxbp bench ARGS`` is an alias
 of ``python benchmarks/run.py ARGS`` (``benchmarks.run.main(argv)``).
 """
 
@@ -279,19 +279,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, help="results JSON (default benchmarks/results/bench-DATE.json)"
     )
-    p.add_argument("--md", type=Path, default=Path("BENCHMARKS.md"),
-                   help="Markdown file whose benchmark section is (re)written")  # fmt: skip
+    p.add_argument("--md", type=Path, metavar="PATH",
+                   help="also (re)write the benchmark section of this Markdown file, e.g. "
+                        "BENCHMARKS.md (default: write no Markdown)")  # fmt: skip
     p.add_argument("--quick", action="store_true",
                    help=f"tiny sizes ({QUICK}) and a {QUICK_PEAK_N}³ peak, for tests")  # fmt: skip
     p.add_argument(
         "--from-json",
         type=Path,
         metavar="FILE",
-        help="regenerate the Markdown table from FILE; run nothing",
+        help="render the Markdown table from FILE (printed; written to --md if given)",
     )
     p.add_argument("--append", type=Path, metavar="FILE",
                    help="run --rounds more rounds of FILE's workloads and methods, add them to "
-                        "FILE (or --out) and regenerate the table")  # fmt: skip
+                        "FILE (or --out) and render the table")  # fmt: skip
     p.add_argument("--slow-epoch", type=float, default=60.0, metavar="S",
                    help="a method whose epoch exceeds S seconds runs in fewer rounds")  # fmt: skip
     p.add_argument("--noisy-cores", type=float, default=0.3,
@@ -325,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.from_json:
         text = report.render_markdown(doc, args.from_json)
-        report.write_section(args.md, report.SECTION, text)
+        if args.md:
+            report.write_section(args.md, report.SECTION, text)
         print(text)
         return 0
     if args.rounds < 1:
@@ -363,7 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc["machine"]["loadavg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report.save_json(doc, out)
     text = report.render_markdown(doc, out)
-    report.write_section(args.md, report.SECTION, text)
+    if args.md:
+        report.write_section(args.md, report.SECTION, text)
     print(text)
     return 0
 

@@ -1,5 +1,5 @@
 """The benchmark harness (``benchmarks.run``, ``benchmarks.report``): a --quick run writes
-the JSON schema and a table with target cells.
+the JSON schema and a table with target cells; Markdown only when ``--md`` is given.
 
 No timing assertions: only the shape of what the harness records and renders. The
 ``benchmarks`` folder is imported from the repository root (``python -m pytest`` puts
@@ -124,3 +124,22 @@ def test_bad_results_file(tmp_path):
     path = tmp_path / "x.json"
     path.write_text(json.dumps({"schema": "other"}))
     assert run.main(["--from-json", str(path), "--md", str(tmp_path / "B.md")]) == 2
+
+
+def test_quick_without_md_writes_no_markdown(tmp_path, monkeypatch):
+    """JSON goes to --out; no Markdown file is written (nor BENCHMARKS.md in the cwd)."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "results" / "quick.json"
+    argv = ["--quick", "--workloads", "S", "--methods", "jaxbp",
+            "--rounds", "1", "--out", str(out)]  # fmt: skip
+    assert run.main(argv) == 0
+    assert json.loads(out.read_text())["schema"] == run.SCHEMA
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["quick.json"]
+
+
+def test_from_json_without_md_only_prints(quick_run, tmp_path, monkeypatch, capsys):
+    doc, out, _ = quick_run
+    monkeypatch.chdir(tmp_path)
+    assert run.main(["--from-json", str(out)]) == 0
+    assert report.render_markdown(doc, out) in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
