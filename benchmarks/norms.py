@@ -12,8 +12,9 @@ XLA's compiled memory analysis (``jax.jit(f).lower(...).compile().memory_analysi
 temp, argument, output bytes) and the process's peak resident set (``ru_maxrss``)
 after the data are built and after compile + calls, in the same fresh subprocess.
 
-    python scripts/bench_norms.py                 # writes benchmarks/results/norms-*.json
-    python scripts/bench_norms.py --from-json FILE   # re-render the BENCHMARKS.md section
+    python benchmarks/norms.py                   # writes benchmarks/results/norms-*.json
+    python benchmarks/norms.py --md BENCHMARKS.md   # ... and rewrites its BENCHMARKS.md section
+    python benchmarks/norms.py --from-json FILE --md BENCHMARKS.md   # re-render that section
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -28,9 +30,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__" and not __package__:  # python benchmarks/norms.py: import from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from jaxbp import bench
+from benchmarks.measure import machine_info
+from benchmarks.report import format_seconds, write_section
+from benchmarks.run import ROOT, rotated
 
 SCHEMA = "jaxbp-bench-norms/1"
 SECTION = "jaxbp-bench-norms"
@@ -138,8 +143,10 @@ def _check(size: dict) -> dict:
 
 
 def _spawn(job: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    env = dict(os.environ)  # the repository's jaxbp and benchmarks, whatever the cwd
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "benchmarks.norms", "--worker", json.dumps(job)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(TAG):
             return json.loads(line[len(TAG) :])
@@ -150,7 +157,7 @@ def _spawn(job: dict) -> dict:
 def run(size: dict, rounds: int, log=print) -> dict:
     doc = {
         "schema": SCHEMA,
-        "machine": bench.machine_info(),
+        "machine": machine_info(),
         "config": {"size": size, "rounds": rounds, "activation": "relu", "head": "softmax"},
     }
     doc["check"] = _spawn({"check": True, "size": size})
@@ -160,7 +167,7 @@ def run(size: dict, rounds: int, log=print) -> dict:
         return doc
     doc["runs"] = {m: [] for m in METHODS}
     for r in range(rounds):
-        for method in bench.rotated(list(METHODS), r):
+        for method in rotated(list(METHODS), r):
             result = _spawn({"method": method, "size": size, "reps": 20}) | {"round": r}
             doc["runs"][method].append(result)
             samples = result.get("samples_s")
@@ -178,7 +185,7 @@ def render(doc: dict, source=None) -> str:
     lines = [
         "## Per-example gradient norms",
         "",
-        f"`python scripts/bench_norms.py` on {mach['date']} ({mach['cpu_model']}, "
+        f"`python benchmarks/norms.py` on {mach['date']} ({mach['cpu_model']}, "
         f"{mach['usable_cores']} cores, jax {mach['versions'].get('jax')}): n {size['n']}, "
         f"d {size['d']}, M {size['hidden']}, K {size['classes']}, relu, softmax, float32. "
         f"Agreement first: max relative difference "
@@ -213,8 +220,8 @@ def render(doc: dict, source=None) -> str:
             for key in ("ru_maxrss_setup_mib", "ru_maxrss_compiled_mib", "ru_maxrss_peak_mib")
         )
         lines.append(
-            f"| {METHODS[method]} | {bench._secs(medians[method])} "
-            f"| {bench._secs(min(samples))} – {bench._secs(max(samples))} "
+            f"| {METHODS[method]} | {format_seconds(medians[method])} "
+            f"| {format_seconds(min(samples))} – {format_seconds(max(samples))} "
             f"| {len(samples)} ({len(ok)}) | {_mib(mem.get('temp_size_in_bytes'))} "
             f"| {_mib(io)} | {rss} |"
         )
@@ -241,7 +248,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help=f"tiny sizes {QUICK}")
     p.add_argument("--out", type=Path)
-    p.add_argument("--md", type=Path, default=Path("BENCHMARKS.md"))
+    p.add_argument("--md", type=Path, metavar="PATH",
+                   help="also (re)write the norms section of this Markdown file")  # fmt: skip
     p.add_argument("--from-json", type=Path, metavar="FILE")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -263,7 +271,8 @@ def main(argv=None) -> int:
         out.write_text(json.dumps(doc, indent=1) + "\n")
         print(f"results -> {out}")
     text = render(doc, out)
-    bench.write_section(args.md, SECTION, text)
+    if args.md:
+        write_section(args.md, SECTION, text)
     print(text)
     return 0 if doc.get("check", {}).get("ok") else 1
 

@@ -1,15 +1,22 @@
-"""The benchmark harness: a --quick run writes the JSON schema and a table with target cells.
+"""The benchmark harness (``benchmarks.run``, ``benchmarks.report``): a --quick run writes
+the JSON schema and a table with target cells; Markdown only when ``--md`` is given.
 
-No timing assertions: only the shape of what the harness records and renders.
+No timing assertions: only the shape of what the harness records and renders. The
+``benchmarks`` folder is imported from the repository root (``python -m pytest`` puts
+the working directory on ``sys.path``; the insert below covers a plain ``pytest``).
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from jaxbp import bench
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import measure, report, run
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +26,13 @@ def quick_run(tmp_path_factory):
     out, md = tmp / "results.json", tmp / "BENCHMARKS.md"
     argv = ["--quick", "--workloads", "S", "--methods", "jaxbp", "jaxbp-autodiff",
             "--rounds", "1", "--out", str(out), "--md", str(md)]  # fmt: skip
-    assert bench.main(argv) == 0
+    assert run.main(argv) == 0
     return json.loads(out.read_text()), out, md
 
 
 def test_json_schema(quick_run):
     doc, _, _ = quick_run
-    assert doc["schema"] == bench.SCHEMA
+    assert doc["schema"] == run.SCHEMA
     machine = doc["machine"]
     for key in ("cpu_model", "cpu_count", "python", "date", "versions"):
         assert machine[key]
@@ -39,10 +46,10 @@ def test_json_schema(quick_run):
     assert set(entry["methods"]) == {"jaxbp", "jaxbp-autodiff", "peak"}
     assert entry["rounds"][0]["order"] == ["jaxbp", "jaxbp-autodiff", "peak"]
     for record in entry["methods"].values():
-        (run,) = record["runs"]
-        assert "error" not in run, run
-        assert run["round"] == 0 and run["warmup_s"] > 0
-        assert run["samples_s"] and all(s > 0 for s in run["samples_s"])
+        (attempt,) = record["runs"]
+        assert "error" not in attempt, attempt
+        assert attempt["round"] == 0 and attempt["warmup_s"] > 0
+        assert attempt["samples_s"] and all(s > 0 for s in attempt["samples_s"])
     jaxbp_run = entry["methods"]["jaxbp"]["runs"][0]
     assert jaxbp_run["fit1_wall_s"] > 0
     assert jaxbp_run["timing_mode"].startswith("epoch fn")
@@ -66,17 +73,17 @@ def test_table_renders_met_cells_and_regenerates(quick_run, tmp_path, capsys):
     # --from-json rewrites only the marked section and keeps hand-written notes.
     regenerated = tmp_path / "B.md"
     regenerated.write_text("# Benchmarks\n\nnotes kept\n")
-    assert bench.main(["--from-json", str(out), "--md", str(regenerated)]) == 0
+    assert run.main(["--from-json", str(out), "--md", str(regenerated)]) == 0
     again = regenerated.read_text()
     assert "notes kept" in again
     section = text.split("<!-- jaxbp-bench:begin -->")[1]
     assert again.split("<!-- jaxbp-bench:begin -->")[1] == section
-    assert bench.render_markdown(doc, out) in capsys.readouterr().out
+    assert report.render_markdown(doc, out) in capsys.readouterr().out
 
 
 def test_rotation_runs_every_method_once_per_round():
     methods = ["a", "b", "c"]
-    orders = [bench.rotated(methods, r) for r in range(4)]
+    orders = [run.rotated(methods, r) for r in range(4)]
     assert orders[:3] == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
     assert orders[3] == orders[0]
     assert all(sorted(order) == methods for order in orders)
@@ -88,7 +95,7 @@ def test_targets_from_synthetic_samples():
     def rec(seconds):
         return {"runs": [{"round": 0, "samples_s": seconds}], "discarded": [], "notes": []}
 
-    flops = bench.WORKLOADS["S"].flops
+    flops = measure.WORKLOADS["S"].flops
     peak_s = 2 * 2048**3 / 100e9  # a 100 GFLOP/s peak
     doc = {
         "config": {"peak_size": 2048},
@@ -105,7 +112,7 @@ def test_targets_from_synthetic_samples():
             }
         },
     }
-    targets = bench.summarize(doc)["S"]["targets"]
+    targets = report.summarize(doc)["S"]["targets"]
     assert targets["peak"]["value"] == pytest.approx(60)
     assert targets["peak"]["met"]  # ≥ 50% on S
     assert targets["autodiff"]["value"] == pytest.approx(1.05)
@@ -116,4 +123,23 @@ def test_targets_from_synthetic_samples():
 def test_bad_results_file(tmp_path):
     path = tmp_path / "x.json"
     path.write_text(json.dumps({"schema": "other"}))
-    assert bench.main(["--from-json", str(path), "--md", str(tmp_path / "B.md")]) == 2
+    assert run.main(["--from-json", str(path), "--md", str(tmp_path / "B.md")]) == 2
+
+
+def test_quick_without_md_writes_no_markdown(tmp_path, monkeypatch):
+    """JSON goes to --out; no Markdown file is written (nor BENCHMARKS.md in the cwd)."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "results" / "quick.json"
+    argv = ["--quick", "--workloads", "S", "--methods", "jaxbp",
+            "--rounds", "1", "--out", str(out)]  # fmt: skip
+    assert run.main(argv) == 0
+    assert json.loads(out.read_text())["schema"] == run.SCHEMA
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["quick.json"]
+
+
+def test_from_json_without_md_only_prints(quick_run, tmp_path, monkeypatch, capsys):
+    doc, out, _ = quick_run
+    monkeypatch.chdir(tmp_path)
+    assert run.main(["--from-json", str(out)]) == 0
+    assert report.render_markdown(doc, out) in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,407 @@
+"""What the benchmark times: data, the per-method workers, CPU metering, the matmul peak.
+
+Every method trains the same network (relu, softmax head, no biases, float32, Adam
+with learning rate 1e-3) for one epoch of shuffled minibatches on the same synthetic
+data (fixed seed). Methods:
+
+- ``jaxbp``: the compiled epoch function ``jaxbp.fit`` runs, with the hand-written
+  matrix-form gradient (``grad="matrix"``); built once by ``jaxbp.train.compile_epoch``
+  (the factory ``fit`` uses) and called repeatedly on data already on the device. The
+  same process also times ``jaxbp.fit(epochs=1)`` as a user calls it (numpy inputs,
+  checks, compilation, one epoch).
+- ``jaxbp-autodiff``: the same epoch with ``grad="autodiff"`` (``jax.grad``).
+- ``jax-ref``: plain JAX written here without jaxbp: ``jax.grad`` of the cross-entropy,
+  ``lax.scan`` over minibatches, ``optax.adam``.
+- ``sklearn``: ``MLPClassifier`` (same width, adam, alpha 0, same batch size,
+  ``max_iter=1``), one ``partial_fit`` pass. It has biases, so it does slightly more work.
+- ``torch``: PyTorch eager, ``nn.Linear(bias=False)``, ``torch.optim.Adam``, a Python
+  loop over minibatches (only when torch is importable).
+- ``peak``: ``jax.jit(jnp.dot)`` on two 2048×2048 float32 matrices, 2·2048³ flops: the
+  reference for "percent of peak".
+
+Executed flops per epoch: n(4dM + 6MK) — forward X Vᵀ (2dM) and Z Wᵀ (2MK), backward
+ΔᵀZ (2MK), ΔW (2MK) and Gᵀ X (2dM), per sample; the elementwise work and Adam are
+not counted.
+
+Each worker runs in its own subprocess (started by :mod:`benchmarks.run`): it builds
+the data, warms up (compiles, runs once), then times whole epochs
+(``block_until_ready`` for JAX) and returns a JSON-able dict. The libraries are imported
+inside the workers, so that the sklearn and torch workers never load JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One benchmark problem: n samples of d features, M hidden units, K classes.
+
+    ``reps`` is the number of epochs timed in each subprocess (after the warm-up).
+    """
+
+    name: str
+    n: int
+    d: int
+    hidden: int
+    classes: int
+    batch: int
+    reps: int
+
+    @property
+    def flops(self) -> int:
+        """Executed flops of one epoch: n(4dM + 6MK)."""
+        return self.n * (4 * self.d * self.hidden + 6 * self.hidden * self.classes)
+
+    @property
+    def steps(self) -> int:
+        """Minibatch steps per epoch (every workload divides n by the batch size)."""
+        return self.n // self.batch
+
+
+WORKLOADS = {
+    "S": Workload("S", n=8192, d=64, hidden=128, classes=10, batch=128, reps=20),
+    "M": Workload("M", n=65536, d=784, hidden=512, classes=10, batch=256, reps=2),
+    "L": Workload("L", n=16384, d=1024, hidden=4096, classes=10, batch=1024, reps=1),
+}
+QUICK = {"n": 512, "d": 16, "hidden": 32, "classes": 10, "batch": 64, "reps": 3}
+PEAK_N, QUICK_PEAK_N = 2048, 256
+
+METHODS = {
+    "jaxbp": "jaxbp epoch fn, grad=matrix (hand-written BP)",
+    "jaxbp-autodiff": "jaxbp epoch fn, grad=autodiff",
+    "jax-ref": "plain JAX: jax.grad + lax.scan + optax.adam",
+    "sklearn": "scikit-learn MLPClassifier (adam, with biases)",
+    "torch": "PyTorch eager (nn.Linear, Adam, Python loop)",
+}
+PEAK = "peak"
+
+
+def quick_workload(name: str) -> Workload:
+    """Workload ``name`` at the tiny ``--quick`` sizes (for smoke runs and tests)."""
+    return Workload(name, **QUICK)
+
+
+# ---------------------------------------------------------------------------
+# Machine information and CPU accounting
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """CPU, cores, OS, Python and library versions, date, load: what a reader needs."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cores": usable,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            name: _version(name)
+            for name in ("jax", "jaxlib", "optax", "numpy", "scikit-learn", "torch", "jaxbp")
+        },
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "loadavg_at_start": load,
+        "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+    }
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds spent busy on all cores since boot (Linux /proc/stat), else None."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _CpuMeter:
+    """Over a timed section: cores this process used, and cores other processes used."""
+
+    def __enter__(self):
+        self.busy, self.own, self.wall = (
+            busy_cpu_seconds(),
+            _own_cpu_seconds(),
+            time.perf_counter(),
+        )
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.wall
+        own = _own_cpu_seconds() - self.own
+        busy = busy_cpu_seconds()
+        self.cores_used = own / wall if wall > 0 else None
+        self.foreign_cores = (
+            None if busy is None or self.busy is None or wall <= 0
+            else max(0.0, (busy - self.busy - own) / wall)
+        )  # fmt: skip
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Workers: each runs in its own subprocess and prints one tagged JSON line.
+
+
+def data(wl: Workload):
+    """Synthetic classification data, identical for every method: X ~ N(0, 1), float32,
+    labels argmax(X T) of a fixed random linear teacher T."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((wl.n, wl.d), dtype=np.float32)
+    teacher = rng.standard_normal((wl.d, wl.classes), dtype=np.float32)
+    y = np.argmax(X @ teacher, axis=1).astype(np.int32)
+    return X, y
+
+
+def _time_epochs(run_epoch: Callable[[int], None], reps: int, budget_s: float) -> dict:
+    """Time ``reps`` epochs (at least one; fewer if ``budget_s`` is spent)."""
+    samples = []
+    with _CpuMeter() as meter:
+        for k in range(reps):
+            start = time.perf_counter()
+            run_epoch(k + 1)
+            samples.append(time.perf_counter() - start)
+            if sum(samples) > budget_s:
+                break
+    return {
+        "samples_s": samples,
+        "cores_used": meter.cores_used,
+        "foreign_cores": meter.foreign_cores,
+    }
+
+
+def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras: str) -> dict:
+    """Time the compiled jaxbp epoch; ``fit_extras`` "all"/"wall"/"": also time ``fit``."""
+    import jax
+    import optax
+
+    import jaxbp
+    from jaxbp import train, validate
+
+    X, y = data(wl)
+    net = jaxbp.Net(activation="relu", head="softmax")
+    params = jaxbp.init(net, jax.random.key(0), d=wl.d, hidden=wl.hidden, out=wl.classes)
+    optimizer = optax.adam(1e-3)
+    key = jax.random.key(1)
+    out: dict = {"threads": {"jax_devices": [str(d) for d in jax.devices()]}}
+    Xd, Yd = validate.check_batch(net, params, X, y, kind="batch")  # Y one-hot, on the device
+    # The compiled epoch exactly as fit builds it.
+    epoch = train.compile_epoch(net, optimizer, n=wl.n, batch_size=wl.batch, grad=grad)
+    state = [params, optimizer.init(params)]
+
+    def run_epoch(k: int) -> None:
+        order = train.shuffle_order(key, k, wl.n)  # drawn on the host, as fit does
+        p, s, stats = epoch(*state, Xd, Yd, order, None, None)
+        jax.block_until_ready((p, s, stats))
+        state[:] = [p, s]
+
+    start = time.perf_counter()
+    run_epoch(0)
+    out["warmup_s"] = time.perf_counter() - start  # trace + compile + one epoch
+    out |= _time_epochs(run_epoch, reps, budget_s)
+    out["timing_mode"] = "epoch fn (jaxbp.train.compile_epoch), data on device"
+    if fit_extras:  # fit as a user calls it: numpy inputs, checks, compilation, one epoch
+
+        def fit(epochs: int):
+            start = time.perf_counter()
+            result = jaxbp.fit(net, params, X, y, optimizer=optax.adam(1e-3), epochs=epochs,
+                               batch_size=wl.batch, key=key, grad=grad, progress=False)  # fmt: skip
+            jax.block_until_ready(result.params)
+            return time.perf_counter() - start, result.history["seconds"]
+
+        out["fit1_wall_s"], seconds = fit(1)
+        out["fit1_history_s"] = seconds[0]
+        if fit_extras == "all" and statistics.median(out["samples_s"]) < 0.5:  # fit's host loop
+            out["fit_loop_epoch_s"] = fit(6)[1][1:]
+    return out
+
+
+def _work_jax_ref(wl: Workload, reps: int, budget_s: float) -> dict:
+    """Plain JAX, no jaxbp: the textbook jitted training epoch."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    X, y = data(wl)
+    X, Y = jnp.asarray(X), jax.nn.one_hot(y, wl.classes, dtype=jnp.float32)
+    kV, kW = jax.random.split(jax.random.key(0))
+    params = {
+        "V": jax.random.normal(kV, (wl.hidden, wl.d)) / jnp.sqrt(wl.d),
+        "W": jax.random.normal(kW, (wl.classes, wl.hidden)) / jnp.sqrt(wl.hidden),
+    }
+    optimizer = optax.adam(1e-3)
+
+    def loss(p, Xb, Yb):
+        logits = jax.nn.relu(Xb @ p["V"].T) @ p["W"].T
+        return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - jnp.sum(Yb * logits, axis=-1))
+
+    def step(carry, batch):
+        p, s = carry
+        value, grads = jax.value_and_grad(loss)(p, *batch)
+        updates, s = optimizer.update(grads, s, p)
+        return (optax.apply_updates(p, updates), s), value
+
+    @jax.jit
+    def epoch(p, s, X, Y, key):
+        perm = jax.random.permutation(key, wl.n)
+        X, Y = X[perm], Y[perm]
+        batches = X.reshape(wl.steps, wl.batch, wl.d), Y.reshape(wl.steps, wl.batch, wl.classes)
+        (p, s), losses = jax.lax.scan(step, (p, s), batches)
+        return p, s, losses.mean()
+
+    state = [params, optimizer.init(params)]
+    key = jax.random.key(1)
+
+    def run_epoch(k: int) -> None:
+        p, s, value = epoch(*state, X, Y, jax.random.fold_in(key, k))
+        jax.block_until_ready((p, s, value))
+        state[:] = [p, s]
+
+    start = time.perf_counter()
+    run_epoch(0)
+    return {"warmup_s": time.perf_counter() - start, **_time_epochs(run_epoch, reps, budget_s)}
+
+
+def _work_sklearn(wl: Workload, reps: int, budget_s: float) -> dict:
+    import warnings
+
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_info
+
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    X, y = data(wl)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(wl.hidden,), activation="relu", solver="adam", alpha=0.0,
+        batch_size=wl.batch, learning_rate_init=1e-3, max_iter=1, shuffle=True, random_state=0,
+    )  # fmt: skip
+    start = time.perf_counter()  # warm-up: initialise the weights, the BLAS threads
+    few = min(wl.n, 4 * wl.batch)
+    clf.partial_fit(X[:few], y[:few], classes=np.arange(wl.classes))
+    out = {"warmup_s": time.perf_counter() - start}
+    out |= _time_epochs(lambda k: clf.partial_fit(X, y), reps, budget_s)
+    out["threads"] = [
+        {k: info.get(k) for k in ("internal_api", "num_threads", "version")}
+        for info in threadpool_info()
+    ]
+    out["dtype"] = str(clf.coefs_[0].dtype)
+    return out
+
+
+def _work_torch(wl: Workload, reps: int, budget_s: float) -> dict:
+    import torch
+
+    X, y = data(wl)
+    X, y = torch.from_numpy(X), torch.from_numpy(y).long()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(wl.d, wl.hidden, bias=False),
+        torch.nn.ReLU(),
+        torch.nn.Linear(wl.hidden, wl.classes, bias=False),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def train_steps(Xs, ys, steps):
+        for i in range(steps):
+            rows = slice(i * wl.batch, (i + 1) * wl.batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(Xs[rows]), ys[rows]).backward()
+            optimizer.step()
+
+    def run_epoch(k: int, steps: int = wl.steps) -> None:
+        perm = torch.randperm(wl.n)
+        train_steps(X[perm], y[perm], steps)
+
+    start = time.perf_counter()
+    run_epoch(0, min(wl.steps, 5))  # warm-up: shuffle, allocator, thread pool, kernels
+    out = {"warmup_s": time.perf_counter() - start}
+    out |= _time_epochs(run_epoch, reps, budget_s)
+    out["threads"] = {
+        "intra_op": torch.get_num_threads(),
+        "inter_op": torch.get_num_interop_threads(),
+    }
+    return out
+
+
+def _work_peak(size: int, reps: int) -> dict:
+    """``jax.jit(jnp.dot)`` on size×size float32 (2·size³ flops), plus numpy's for context."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    A = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    Ad = jnp.asarray(A)
+    dot = jax.jit(jnp.dot)
+    start = time.perf_counter()
+    for _ in range(2):
+        dot(Ad, Ad).block_until_ready()
+    out = {"warmup_s": time.perf_counter() - start, "size": size}
+    out |= _time_epochs(lambda k: dot(Ad, Ad).block_until_ready(), reps, budget_s=30.0)
+    numpy_s = []
+    A @ A
+    for _ in range(3):
+        start = time.perf_counter()
+        A @ A
+        numpy_s.append(time.perf_counter() - start)
+    out["numpy_samples_s"] = numpy_s
+    return out
+
+
+def worker(method: str, wl: Workload, peak_n: int, budget_s: float, fit_extras: str) -> dict:
+    """Run ``method``'s worker on ``wl`` in this process; its JSON-able result."""
+    if method == "jaxbp":
+        return _work_jaxbp(wl, wl.reps, budget_s, "matrix", fit_extras)
+    if method == "jaxbp-autodiff":
+        return _work_jaxbp(wl, wl.reps, budget_s, "autodiff", "")
+    if method == "jax-ref":
+        return _work_jax_ref(wl, wl.reps, budget_s)
+    if method == "sklearn":
+        return _work_sklearn(wl, wl.reps, budget_s)
+    if method == "torch":
+        return _work_torch(wl, wl.reps, budget_s)
+    if method == PEAK:
+        return _work_peak(peak_n, 10)
+    raise ValueError(f"unknown method {method!r}")

@@ -1,0 +1,380 @@
+"""Benchmark results: summaries, targets, the Markdown tables, writing JSON and Markdown.
+
+Everything here works on a results document (``benchmarks.run.SCHEMA``) and its raw
+samples; nothing is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from benchmarks.measure import METHODS, PEAK
+
+SECTION = "jaxbp-bench"
+
+# Targets: jaxbp epoch ≤ factor × autodiff epoch; speed-up over sklearn / torch ≥ factor;
+# percent of the jitted matmul peak ≥ value.
+TARGETS = {
+    "autodiff": {"S": 1.02, "M": 1.02, "L": 1.02},
+    "sklearn": {"S": 8.0, "M": 4.0, "L": 3.0},
+    "torch": {"S": 5.0, "M": 2.5, "L": 2.0},
+    "peak": {"S": 50.0, "M": 85.0, "L": 85.0},
+}
+
+
+# ---------------------------------------------------------------------------
+# Summary
+
+
+def samples(runs: list[dict], key: str = "samples_s") -> list[float]:
+    """Every raw sample under ``key`` of ``runs``, in order."""
+    return [s for run in runs for s in run.get(key, [])]
+
+
+def _per_round_medians(runs: list[dict]) -> dict[int, float]:
+    return {run["round"]: statistics.median(run["samples_s"]) for run in runs if run["samples_s"]}
+
+
+def _stats(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def select_runs(record: dict, noisy_cores: float | None, min_clean: int = 2) -> tuple[list, str]:
+    """The runs a summary uses: the clean ones (other processes used at most
+    ``noisy_cores`` cores during the timed section) when there are ``min_clean`` of
+    them, else every successful run. Returns (runs, "clean" or "all")."""
+    ok = [run for run in record["runs"] if "error" not in run and run.get("samples_s")]
+    if noisy_cores is None:
+        return ok, "all"
+    clean = [
+        run for run in ok
+        if run.get("foreign_cores") is not None and run["foreign_cores"] <= noisy_cores
+    ]  # fmt: skip
+    return (clean, "clean") if len(clean) >= min(min_clean, len(ok)) else (ok, "all")
+
+
+def summarize(doc: dict) -> dict:
+    """Medians, min–max, GFLOP/s, percent of peak, ratios and targets from raw samples.
+
+    Per method, only the clean runs are used when there are at least two (see
+    :func:`select_runs`; the threshold is the run's ``noisy_cores``); every run is kept
+    in the JSON either way.
+    """
+    out = {}
+    noisy = doc["config"].get("noisy_cores")
+    for name, entry in doc["workloads"].items():
+        flops = entry["spec"]["flops"]
+        recs = entry["methods"]
+        selected = {method: select_runs(rec, noisy) for method, rec in recs.items()}
+        peak_runs = selected.get(PEAK, ([], "all"))[0]
+        peak_stats = _stats(samples(peak_runs))
+        peak_flops = 2 * doc["config"]["peak_size"] ** 3
+        peak_gflops = peak_flops / peak_stats["median"] / 1e9 if peak_stats else None
+        numpy_peak = _stats(samples(peak_runs, "numpy_samples_s"))
+        methods = {}
+        for method, rec in recs.items():
+            if method == PEAK:
+                continue
+            runs, used = selected[method]
+            st = _stats(samples(runs))
+            row = {
+                "time": st,
+                "rounds": len(runs),
+                "rounds_run": len([run for run in rec["runs"] if "error" not in run]),
+                "used": used,
+                "notes": rec["notes"],
+                "errors": [run["error"] for run in rec["runs"] if "error" in run],
+            }
+            if st:
+                row["gflops"] = flops / st["median"] / 1e9
+                row["pct_peak"] = 100 * row["gflops"] / peak_gflops if peak_gflops else None
+                row["cores_used"] = _median_of(runs, "cores_used")
+                row["foreign_cores"] = _median_of(runs, "foreign_cores")
+            methods[method] = row
+        base = methods.get("jaxbp", {}).get("time")
+        ratios = {}
+        for other in ("jaxbp-autodiff", "jax-ref", "sklearn", "torch"):
+            st = methods.get(other, {}).get("time")
+            if base and st:
+                mine = _per_round_medians(selected["jaxbp"][0])
+                theirs = _per_round_medians(selected[other][0])
+                paired = [theirs[r] / mine[r] for r in mine if r in theirs]
+                ratios[other] = {
+                    "speedup": st["median"] / base["median"],  # other / jaxbp
+                    "per_round": [min(paired), max(paired)] if paired else None,
+                }
+        host = {}
+        if "jaxbp" in recs:
+            runs = selected["jaxbp"][0]
+            host = {
+                "epoch_fn": base,
+                "fit1_wall": _stats([run["fit1_wall_s"] for run in runs if "fit1_wall_s" in run]),
+                "fit_loop_epoch": _stats(samples(runs, "fit_loop_epoch_s")),
+                "warmup": _stats([run["warmup_s"] for run in runs if "warmup_s" in run]),
+                "timing_mode": runs[0].get("timing_mode") if runs else None,
+            }
+        out[name] = {
+            "flops": flops,
+            "peak": {
+                "time": peak_stats,
+                "rounds": len(peak_runs),
+                "used": selected.get(PEAK, ([], "all"))[1],
+                "gflops": peak_gflops,
+                "numpy_gflops": peak_flops / numpy_peak["median"] / 1e9 if numpy_peak else None,
+            },
+            "methods": methods,
+            "ratios": ratios,
+            "host": host,
+            "targets": _targets(name, methods, ratios, peak_gflops),
+        }
+    return out
+
+
+def _median_of(runs: list[dict], key: str) -> float | None:
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def _targets(name: str, methods: dict, ratios: dict, peak_gflops: float | None) -> dict:
+    """Per target: the goal, the measured figure, and met (True/False); absent if unmeasured.
+
+    Speed-up targets also get a ``ceiling``: the speed-up jaxbp would have at 100% of
+    the matmul peak (peak GFLOP/s / the other method's GFLOP/s).
+    """
+    out = {}
+    if name not in TARGETS["autodiff"]:
+        return out
+    auto = ratios.get("jaxbp-autodiff")
+    if auto:
+        factor = 1 / auto["speedup"]  # jaxbp epoch / autodiff epoch
+        per_round = auto["per_round"] and [1 / auto["per_round"][1], 1 / auto["per_round"][0]]
+        goal = TARGETS["autodiff"][name]
+        out["autodiff"] = {"goal": goal, "value": factor, "per_round": per_round,
+                           "met": factor <= goal}  # fmt: skip
+    for other in ("sklearn", "torch"):
+        ratio = ratios.get(other)
+        if ratio:
+            goal = TARGETS[other][name]
+            gflops = methods[other]["gflops"]
+            out[other] = {"goal": goal, "value": ratio["speedup"], "per_round": ratio["per_round"],
+                          "met": ratio["speedup"] >= goal,
+                          "ceiling": peak_gflops / gflops if peak_gflops else None}  # fmt: skip
+    pct = methods.get("jaxbp", {}).get("pct_peak")
+    if pct is not None:
+        goal = TARGETS["peak"][name]
+        out["peak"] = {"goal": goal, "value": pct, "per_round": None, "met": pct >= goal}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Markdown
+
+
+def format_value(value, spec: str, missing: str = "–") -> str:
+    """``format(value, spec)``, or ``missing`` for None."""
+    return missing if value is None else format(value, spec)
+
+
+def format_seconds(value: float | None) -> str:
+    """A duration as text: milliseconds below 0.1 s, else seconds; "–" for None."""
+    if value is None:
+        return "–"
+    if value < 0.1:
+        return f"{value * 1e3:.2f} ms"
+    return f"{value:.3f} s"
+
+
+def _range(st: dict | None) -> str:
+    return "–" if not st else f"{format_seconds(st['min'])} – {format_seconds(st['max'])}"
+
+
+_TARGET_ROWS = {
+    "autodiff": ("jaxbp epoch ≤ {goal} × autodiff epoch", "{value:.3f}×"),
+    "sklearn": ("speed-up over scikit-learn ≥ {goal}×", "{value:.2f}×"),
+    "torch": ("speed-up over PyTorch eager ≥ {goal}×", "{value:.2f}×"),
+    "peak": ("jaxbp ≥ {goal}% of matmul peak", "{value:.1f}%"),
+}
+
+
+def _speedup_cell(ratio: dict) -> str:
+    cell = f"{ratio['speedup']:.2f}×"
+    if ratio["per_round"]:
+        lo, hi = ratio["per_round"]
+        cell += f" ({lo:.2f}–{hi:.2f})"
+    return cell
+
+
+def _rounds_cell(used_rounds: int, successful: int, used: str, cfg: dict) -> str:
+    if cfg.get("noisy_cores") is None:
+        return str(used_rounds)
+    return f"{used_rounds}/{successful}" if used == "clean" else f"{successful}, *noisy*"
+
+
+def render_markdown(doc: dict, source: Path | str | None = None) -> str:
+    """The Markdown section (tables and method notes) for a results document.
+
+    ``source``: the JSON file the document was read from or written to, to cite.
+    """
+    summary = summarize(doc)
+    cfg, mach = doc["config"], doc["machine"]
+    v = mach["versions"]
+    lines = [
+        "## Training-epoch benchmark",
+        "",
+        f"Generated by `python benchmarks/run.py` on {mach['date']}: {mach['cpu_model']}, "
+        f"{mach['usable_cores']} usable cores, Python {mach['python']}, jax {v.get('jax')}, "
+        f"jaxlib {v.get('jaxlib')}, optax {v.get('optax')}, scikit-learn {v.get('scikit-learn')}, "
+        f"torch {v.get('torch') or 'not installed'}, numpy {v.get('numpy')}. "
+        f"Raw samples and per-round details: `{source or 'the results JSON'}`.",
+        "",
+        f"One epoch of minibatch Adam (lr 1e-3) on f(x) = softmax(W relu(Vx)), float32, no "
+        f"biases, synthetic data (fixed seed). Executed flops per epoch = "
+        f"**{cfg['flops_formula']}** (forward 2dM + 2MK, backward 2MK + 2MK + 2dM per "
+        f"sample). Peak = `jax.jit(jnp.dot)` on {cfg['peak_size']}×{cfg['peak_size']} float32, "
+        f"2·{cfg['peak_size']}³ flops, median of 10, in its own subprocess in every round. "
+        f"Each (method, round) runs in a fresh subprocess, warm-up/compilation excluded; "
+        f"{cfg['rounds']} interleaved rounds in rotated order; median and min–max over the "
+        f"timed epochs of the *clean* rounds. Speed-up = other's median epoch / jaxbp's "
+        f"(higher is better for jaxbp); the per-round range pairs the medians of the same "
+        f"round. `cores` = CPU time / wall of the timed section; `others` = cores used "
+        f"meanwhile by other processes on the machine (noise).",
+    ]
+    if cfg.get("noisy_cores") is not None:
+        lines += [
+            "",
+            f"Noise control: before each subprocess the harness waits (up to "
+            f"{cfg.get('quiet_wait_s', 0):g} s) for other processes to use < "
+            f"{cfg['noisy_cores']:g} cores, reruns a subprocess once if they used more during "
+            f"its timed section, and the tables use only clean rounds (`others` ≤ "
+            f"{cfg['noisy_cores']:g}) when a method has at least 2 of them, else all rounds "
+            f"(marked *noisy*). `rounds` = clean/successful; every attempt is in the JSON.",
+        ]
+    if cfg.get("skipped"):
+        lines += ["", "Skipped: " + "; ".join(f"{m} ({why})" for m, why in cfg["skipped"].items())]
+    for name, s in summary.items():
+        spec = doc["workloads"][name]["spec"]
+        lines += [
+            "",
+            f"### {name}: n {spec['n']}, d {spec['d']}, M {spec['hidden']}, K {spec['classes']}, "
+            f"batch {spec['batch']} ({spec['steps']} steps), {s['flops'] / 1e9:.3f} GFLOP/epoch",
+            "",
+            "| method | epoch (median) | min – max | epochs (rounds) | GFLOP/s | % of peak "
+            "| jaxbp speed-up (per round) | cores | others |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for method, row in s["methods"].items():
+            st = row["time"]
+            label = METHODS.get(method, method)
+            if not st:
+                why = "; ".join(row["errors"]) or "no samples"
+                lines.append(f"| {label} | failed: {why} | | | | | | | |")
+                continue
+            ratio = s["ratios"].get(method)
+            speed = "—" if method == "jaxbp" else _speedup_cell(ratio)
+            notes = f" ({'; '.join(row['notes'])})" if row["notes"] else ""
+            rounds = _rounds_cell(row["rounds"], row["rounds_run"], row["used"], cfg)
+            lines.append(
+                f"| {label}{notes} | {format_seconds(st['median'])} | {_range(st)} | {st['n']} "
+                f"({rounds}) | {row['gflops']:.1f} | {format_value(row['pct_peak'], '.1f')} "
+                f"| {speed} | {format_value(row['cores_used'], '.2f')} "
+                f"| {format_value(row['foreign_cores'], '.2f')} |"
+            )
+        peak = s["peak"]
+        if peak["time"]:
+            lines.append(
+                f"| peak: jax.jit(jnp.dot) {cfg['peak_size']}³ "
+                f"| {format_seconds(peak['time']['median'])} "
+                f"| {_range(peak['time'])} | {peak['time']['n']} ({peak['rounds']}) "
+                f"| {peak['gflops']:.1f} | 100 "
+                f"| numpy/BLAS same matmul: {format_value(peak['numpy_gflops'], '.1f')} "
+                "GFLOP/s | | |"
+            )
+    lines += ["", "### Targets", "", "| target | " + " | ".join(summary) + " |",
+              "|---|" + "---|" * len(summary)]  # fmt: skip
+    for key, (title, value_fmt) in _TARGET_ROWS.items():
+        cells = []
+        for s in summary.values():
+            t = s["targets"].get(key)
+            if t is None:
+                cells.append("not measured")
+                continue
+            value = value_fmt.format(value=t["value"])
+            if t["per_round"]:
+                lo, hi = t["per_round"]
+                value += f", rounds {lo:.2f}–{hi:.2f}"
+            if t.get("ceiling"):
+                value += f"; ceiling {t['ceiling']:.1f}×"
+            cells.append(f"{'**met**' if t['met'] else '**not met**'} ({value})")
+        goals = [f"{TARGETS[key][name]:g}" for name in summary if name in TARGETS[key]]
+        goal = goals[0] if len(set(goals)) == 1 else "/".join(goals)
+        lines.append(f"| {title.format(goal=goal)} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Goals are given per workload (S/M/L). `rounds` = the min–max of the same-round "
+        "ratios. `ceiling` = the speed-up jaxbp would reach at 100% of the matmul peak "
+        "(peak GFLOP/s ÷ the other method's GFLOP/s): a goal above it cannot be met on this "
+        "machine by making jaxbp faster.",
+        "",
+        "### jaxbp host overhead",
+        "",
+        "| workload | epoch fn (median) | fit loop, per epoch (epochs 2–6) "
+        "| `fit(epochs=1)` wall | first epoch-fn call (trace + compile + run) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, s in summary.items():
+        h = s["host"]
+        if not h:
+            continue
+        lines.append(
+            f"| {name} | {format_seconds(h['epoch_fn'] and h['epoch_fn']['median'])} "
+            f"| {format_seconds(h['fit_loop_epoch'] and h['fit_loop_epoch']['median'])} "
+            f"| {format_seconds(h['fit1_wall'] and h['fit1_wall']['median'])} "
+            f"| {format_seconds(h['warmup'] and h['warmup']['median'])} |"
+        )
+    modes = {s["host"].get("timing_mode") for s in summary.values() if s["host"]}
+    lines += [
+        "",
+        "jaxbp timing: " + "; ".join(sorted(m for m in modes if m)) + ". `fit(epochs=1)` is "
+        "called with numpy inputs as a user would: value checks, transfer, tracing, "
+        "compilation (each call passes a new optimizer object, so fit's cached epoch "
+        "function is not reused) and one epoch. The "
+        "fit-loop column is fit's own `history['seconds']` (measured only where an epoch "
+        "takes < 0.5 s). scikit-learn's MLPClassifier has biases (b, c) and computes its "
+        "loss every step; it is timed by `partial_fit` over the whole set (one epoch).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, name: str, text: str, title: str = "# Benchmarks") -> None:
+    """Put ``text`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``.
+
+    Everything outside the markers (hand-written notes) is kept; a missing file is
+    created with ``title``; missing markers are appended.
+    """
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    old = path.read_text() if path.exists() else f"{title}\n"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + block + rest.split(end, 1)[1]
+    else:
+        new = old.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)
+
+
+def save_json(doc: dict, path: Path) -> None:
+    """Write ``doc`` with its ``summary`` to ``path`` (atomically: a temporary file, renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc | {"summary": summarize(doc)}, indent=1) + "\n")
+    tmp.replace(path)
