@@ -108,10 +108,15 @@ class Archive:
         for info in infos:
             if not info.filename.endswith(".npy"):
                 raise ArchiveError(f"member {info.filename!r} is not an .npy array")
-            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            if info.compress_type != zipfile.ZIP_STORED:
                 raise ArchiveError(
                     f"member {info.filename!r} is compressed (method {info.compress_type}); "
                     "expected stored members as numpy.savez writes them"
+                )
+            if info.compress_size != info.file_size:
+                raise ArchiveError(
+                    f"member {info.filename!r} is stored with {info.compress_size} bytes but "
+                    f"claims {info.file_size} (corrupt zip directory)"
                 )
             total += info.file_size
             members[info.filename[: -len(".npy")]] = info
