@@ -88,7 +88,7 @@ def stale_temps(path) -> list[pathlib.Path]:
     path = pathlib.Path(path)
     pattern = _temp_regex(path.name)
     try:
-        names = os.listdir(path.parent if str(path.parent) else ".")
+        names = os.listdir(path.parent)
     except OSError:
         return []
     with _ACTIVE_LOCK:
@@ -111,7 +111,7 @@ def remove_stale_temps(path) -> list[pathlib.Path]:
     """
     removed = []
     for temp in stale_temps(path):
-        with contextlib.suppress(FileNotFoundError, PermissionError, IsADirectoryError):
+        with contextlib.suppress(OSError):  # vanished, not ours to delete, read-only folder
             temp.unlink()
             removed.append(temp)
     return removed

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 
 import jax
@@ -133,6 +134,7 @@ class Archive:
         try:
             data = self._zip.read(self._infos[name])
             buffer = io.BytesIO(data)
+            _check_header_size(buffer, len(data))
             array = np.lib.format.read_array(buffer, allow_pickle=False)
         except Exception as err:  # damaged bytes can fail in many ways; all are "corrupt"
             raise ArchiveError(f"cannot read array {name!r}: {_describe(err)}") from err
@@ -288,6 +290,18 @@ def short_repr(value, limit: int = 80) -> str:
     except RecursionError:
         text = f"<deeply nested {type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_header_size(buffer: io.BytesIO, size: int) -> None:
+    """Refuse an ``.npy`` header claiming more data than the member holds (before allocating)."""
+    version = np.lib.format.read_magic(buffer)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f".npy format version {version} is not supported")
+    read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+    shape, _, dtype = read_header(buffer)
+    if math.prod(shape) * dtype.itemsize > size:
+        raise ValueError(f"header claims shape {shape} of {dtype}, more than {size} bytes")
+    buffer.seek(0)
 
 
 def _describe(err: BaseException) -> str:

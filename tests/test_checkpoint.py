@@ -532,6 +532,18 @@ def test_duplicate_members(saved):
     _refused(path, r"duplicate members \['params.V.npy'\]")
 
 
+def test_npy_header_claiming_more_data_than_stored(saved):
+    """A crafted header must not make load allocate what the file does not hold."""
+    path = saved[0]
+    with zipfile.ZipFile(path) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    members["params.V.npy"] = members["params.V.npy"].replace(b"(4, 3)", b"(400000000000, 3)")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    _refused(path, "params.V.*header claims shape")
+
+
 def test_compressed_members_are_refused(saved):
     path = saved[0]
     members = _members(path)
