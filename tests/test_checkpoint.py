@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
+import time
+import warnings
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +18,7 @@ import optax
 import pytest
 
 import jaxbp
-from jaxbp import checkpoint
+from jaxbp import atomic, checkpoint
 from jaxbp.checkpoint import CheckpointError
 
 NET = jaxbp.Net(activation="tanh", head="softmax")
@@ -125,10 +130,9 @@ def test_round_trip_is_bit_exact(tmp_path, bias, name):
     optimizer = OPTIMIZERS[name]()
     params, state = _trained(optimizer, _params(bias=bias))
     key = jax.random.key(42)
-    history = {
+    history = {  # no "epoch" column: free-form columns of any length
         "loss": [1 / 3, np.float32(0.1), jnp.float32(2.5e-8), None, float("nan")],
         "accuracy": [None, 0.75],
-        "epoch": [0, 1, np.int64(2)],
     }
     config = {"lr": 0.01, "epochs": 3, "data": "xor", "layers": [3, 4, 2], "x": None}
     path = checkpoint.save(
@@ -159,6 +163,12 @@ def test_round_trip_is_bit_exact(tmp_path, bias, name):
     ]
     assert np.isnan(ckpt.history["loss"][4])
     assert ckpt.history["accuracy"] == [None, 0.75]
+    # An "epoch" column must end at the checkpoint's epoch; NumPy ints come back as int.
+    path = checkpoint.save(
+        tmp_path / "epochs.npz", net=NET, params=params, epoch=2,
+        history={"epoch": [0, 1, np.int64(2)], "loss": [3.0, 2.0, 1.0]},
+    )  # fmt: skip
+    ckpt = checkpoint.load(path)
     assert ckpt.history["epoch"] == [0, 1, 2] and type(ckpt.history["epoch"][2]) is int
 
 
@@ -461,3 +471,304 @@ def test_object_arrays_are_refused_without_unpickling(saved, member):
     err = _refused(path, re.escape(member) + "|__meta__", opt_state_like=state)
     assert "pickle" in str(err) or "uint8" in str(err)
     assert EXECUTED == []
+
+
+# ---------------------------------------------------------------------------
+# Damaged files: one clear error, never another exception
+
+
+def _assert_same_checkpoint(ckpt, params, state):
+    _assert_same_tree(ckpt.params, params)
+    _assert_same_tree(ckpt.opt_state, state)
+    assert ckpt.epoch == 2 and ckpt.history == {"loss": [0.5, 0.25]} and ckpt.config == {}
+    assert np.array_equal(jax.random.key_data(ckpt.key), jax.random.key_data(jax.random.key(7)))
+
+
+def _one_line_refusal(err, path):
+    assert type(err) is CheckpointError and str(path) in str(err) and "\n" not in str(err)
+
+
+def test_bit_flips_anywhere_load_identical_or_refuse(saved):
+    """One flipped bit at each of 300 positions spread over the whole file."""
+    path, params, state = saved
+    data = path.read_bytes()
+    damaged = path.with_name("flipped.npz")
+    outcomes = {"identical": 0, "refused": 0}
+    for bit in np.linspace(0, 8 * len(data) - 1, 300).astype(int):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        damaged.write_bytes(bytes(flipped))
+        try:
+            ckpt = checkpoint.load(damaged, opt_state_like=state)
+        except CheckpointError as err:
+            _one_line_refusal(err, damaged)
+            outcomes["refused"] += 1
+        else:  # a flip in a field nothing reads (e.g. a zip timestamp)
+            _assert_same_checkpoint(ckpt, params, state)
+            outcomes["identical"] += 1
+    assert outcomes["refused"] > 200, outcomes  # CRCs catch every flip in the data
+
+
+def test_every_truncation_is_refused(saved):
+    path, _, state = saved
+    data = path.read_bytes()
+    cut = path.with_name("cut.npz")
+    for size in np.linspace(0, len(data) - 1, 60).astype(int):
+        cut.write_bytes(data[:size])
+        with pytest.raises(CheckpointError) as info:
+            checkpoint.load(cut, opt_state_like=state)
+        _one_line_refusal(info.value, cut)
+
+
+def test_duplicate_members(saved):
+    path = saved[0]
+    with zipfile.ZipFile(path) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    with zipfile.ZipFile(path, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name"
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr("params.V.npy", members["params.V.npy"])
+    _refused(path, r"duplicate members \['params.V.npy'\]")
+
+
+def test_npy_header_claiming_more_data_than_stored(saved):
+    """A crafted header must not make load allocate what the file does not hold."""
+    path = saved[0]
+    with zipfile.ZipFile(path) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    members["params.V.npy"] = members["params.V.npy"].replace(b"(4, 3)", b"(400000000000, 3)")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    _refused(path, "params.V.*header claims shape")
+
+
+def test_compressed_members_are_refused(saved):
+    path = saved[0]
+    members = _members(path)
+    np.savez_compressed(path, **members)
+    _refused(path, "compressed")
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("[" * 100_000, "nested too deeply"),
+        ('{"format": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ("[1, 2]", "JSON object, got list"),
+        ("3", "JSON object, got int"),
+        ("null", "JSON object, got NoneType"),
+        ('"text"', "JSON object, got str"),
+        ("1" * 5000, "not valid UTF-8 JSON"),  # longer than Python's int-parsing limit
+        ("\udcff", "UTF-8"),
+    ],
+    ids=["deep-list", "deep-field", "list", "int", "null", "str", "huge-int", "not-utf8"],
+)
+def test_meta_that_is_not_a_json_object(saved, text, match):
+    path = saved[0]
+    members = _members(path)
+    raw = text.encode("utf-8", "surrogateescape")
+    members["__meta__"] = np.frombuffer(raw, dtype=np.uint8)
+    _rewrite(path, members)
+    _refused(path, match)
+
+
+_ODD_VALUES = [None, True, -1, 2**70, 1.5, "x", [None], {"x": 1}]
+
+
+def _json_paths(value, prefix=()):
+    """Every (path, value) in a JSON tree, the root excluded."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for k, v in items:
+        yield (*prefix, k), v
+        if isinstance(v, dict | list):
+            yield from _json_paths(v, (*prefix, k))
+
+
+def test_wrong_types_anywhere_in_the_metadata(saved):
+    """Every node of the metadata replaced by values of other types: load or refuse."""
+    path, _, state = saved
+    members = _members(path)
+    meta = _meta(members)
+    damaged = path.with_name("odd.npz")
+    loaded = refused = 0
+    for where, _ in list(_json_paths(meta)):
+        for odd in _ODD_VALUES:
+            edited = json.loads(json.dumps(meta))
+            node = edited
+            for k in where[:-1]:
+                node = node[k]
+            node[where[-1]] = odd
+            _rewrite(damaged, members, edited)
+            try:
+                checkpoint.load(damaged, opt_state_like=state)
+                loaded += 1
+            except CheckpointError as err:
+                _one_line_refusal(err, damaged)
+                refused += 1
+    assert refused > 10 * loaded  # only free fields (jax_version, history values) may vary
+
+
+# ---------------------------------------------------------------------------
+# Fields that disagree with each other
+
+
+@pytest.mark.parametrize("field", ["V", "W", "b", "c"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_params_are_refused(saved, field, bad):
+    path, params, _ = saved
+    members = _members(path)
+    members[f"params.{field}"] = members[f"params.{field}"].copy()
+    members[f"params.{field}"].flat[1] = bad
+    _rewrite(path, members)
+    _refused(path, rf"params\.{field} holds 1 non-finite")
+    value = getattr(params, field)
+    broken = params._replace(**{field: value.ravel().at[0].set(bad).reshape(value.shape)})
+    with pytest.raises(ValueError, match=rf"params\.{field} holds 1 non-finite"):
+        checkpoint.save(path.with_name("new.npz"), net=NET, params=broken)
+    assert not path.with_name("new.npz").exists()
+
+
+# (epoch, history) pairs as jaxbp.fit produces them: all accepted.
+CONSISTENT = {
+    "plain": (3, {"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.0], "val_loss": [None] * 3}),
+    "resumed-without-history": (5, {"epoch": [4, 5], "loss": [2.0, 1.0]}),
+    "initial-evaluation": (2, {"epoch": [0, 1, 2], "loss": [3.0, 2.0, 1.0]}),
+    "early-stopped": (2, {"epoch": [1, 2, 3, 4], "loss": [4.0, 1.0, 2.0, 3.0], "best_epoch": [2]}),
+    "resumed-after-early-stop": (
+        3,
+        {"epoch": [1, 2, 3, 4, 3], "loss": [4.0, 1.0, 2.0, 3.0, 0.5], "best_epoch": [2]},
+    ),
+    "diverged": (2, {"epoch": [1, 2], "loss": [2.0, 1.0], "diverged_epoch": [3]}),
+    "diverged-at-first": (0, {"epoch": [], "loss": [], "diverged_epoch": [1]}),
+    "no-epoch-column": (7, {"loss": [1.0], "accuracy": [0.5, 0.75]}),
+    "empty": (4, {}),
+}
+
+# (epoch, history, message): refused by save (ValueError) and by load (CheckpointError).
+INCONSISTENT = {
+    "epoch-ahead": (3, {"epoch": [1, 2], "loss": [2.0, 1.0]}, "ends at 2"),
+    "epoch-behind": (1, {"epoch": [1, 2], "loss": [2.0, 1.0]}, "ends at 2"),
+    "short-column": (2, {"epoch": [1, 2], "loss": [1.0]}, r"history\['loss'\] has 1 entries"),
+    "long-column": (2, {"epoch": [1, 2], "loss": [3.0, 2.0, 1.0]}, "has 3 entries"),
+    "not-increasing": (2, {"epoch": [1, 3, 2], "loss": [1.0] * 3}, "strictly increasing"),
+    "repeated": (2, {"epoch": [1, 2, 2], "loss": [1.0] * 3}, "strictly increasing"),
+    "float-epochs": (2, {"epoch": [1.0, 2.0]}, "epoch numbers"),
+    "null-epoch": (2, {"epoch": [1, None]}, "epoch numbers"),
+    "negative-epoch": (2, {"epoch": [-1, 2]}, "epoch numbers"),
+    "early-stop-other": (3, {"epoch": [1, 2, 4], "best_epoch": [2]}, "best_epoch"),
+    "bad-best-epoch": (2, {"epoch": [1, 2], "best_epoch": [0.5]}, "best_epoch"),
+    "bad-diverged-epoch": (2, {"diverged_epoch": [None]}, "diverged_epoch"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSISTENT))
+def test_consistent_histories_round_trip(tmp_path, name):
+    epoch, history = CONSISTENT[name]
+    path = checkpoint.save(
+        tmp_path / "h.npz", net=NET, params=_params(), epoch=epoch, history=history
+    )
+    ckpt = checkpoint.load(path)
+    assert ckpt.epoch == epoch and ckpt.history == history
+
+
+@pytest.mark.parametrize("name", sorted(INCONSISTENT))
+def test_inconsistent_histories_are_refused(saved, name):
+    epoch, history, match = INCONSISTENT[name]
+    path = saved[0]
+    new = path.with_name("new.npz")
+    with pytest.raises(ValueError, match=match):
+        checkpoint.save(new, net=NET, params=_params(), epoch=epoch, history=history)
+    assert not new.exists()
+    members = _members(path)
+    meta = _meta(members)
+    meta.update(epoch=epoch, history=history)
+    _rewrite(path, members, meta)
+    _refused(path, "history disagrees.*" + match)
+
+
+def test_history_from_fit_round_trips(tmp_path):
+    """A real ``jaxbp.fit`` history (with validation and early stopping) is accepted."""
+    net = jaxbp.Net(activation="tanh", head="softmax")
+    X = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+    Y = (X[:, 0] > 0).astype(np.int32)
+    optimizer = optax.sgd(0.5)
+    result = jaxbp.fit(
+        net, _params(), X, Y, optimizer=optimizer, epochs=6, batch_size=8,
+        key=jax.random.key(0), validation=(X[:8], Y[:8]), early_stopping=1, progress=False,
+    )  # fmt: skip
+    path = checkpoint.save(
+        tmp_path / "fit.npz", net=net, params=result.params, opt_state=result.opt_state,
+        epoch=result.epoch, history=result.history,
+    )  # fmt: skip
+    ckpt = checkpoint.load(path, opt_state_like=optimizer.init(_params()))
+    assert ckpt.epoch == result.epoch and ckpt.history == result.history
+
+
+# ---------------------------------------------------------------------------
+# Stale temporary files of killed writers
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("how", ["save", "load"])
+def test_save_and_load_remove_stale_temps_of_that_path(saved, how):
+    path, params, _ = saved
+    folder, dead = path.parent, _dead_pid()
+    stale = [atomic.temp_name(path.name, pid=dead) for _ in range(3)]
+    kept = [
+        atomic.temp_name("other.npz", pid=dead),
+        atomic.temp_name(path.name + ".bak", pid=dead),
+        atomic.temp_name(path.name, pid=1),  # a live writer's file in progress
+        f".{path.name}.tmp",
+        "notes.txt",
+    ]
+    for name in stale + kept:
+        (folder / name).write_bytes(b"\0" * 1000)
+    if how == "save":
+        checkpoint.save(path, net=NET, params=params)
+    else:
+        checkpoint.load(path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([path.name, *kept])
+
+
+_SAVE_LOOP = """
+import sys, numpy as np, jaxbp
+from jaxbp import checkpoint
+net = jaxbp.Net(activation="tanh", head="softmax")
+for epoch in range(1, 100_000):
+    V = np.full((2000, 100), epoch, np.float32)
+    W = np.full((2, 2000), epoch, np.float32)
+    checkpoint.save(sys.argv[1], net=net, params=jaxbp.Params(V, W), epoch=epoch,
+                    history={"epoch": list(range(1, epoch + 1))})
+    print(epoch, flush=True)
+"""
+
+
+def test_kill_9_during_saves_leaves_a_loadable_checkpoint(tmp_path):
+    """``kill -9`` a process saving in a loop: the file is the last or the next save."""
+    path = tmp_path / "checkpoint.npz"
+    rng = np.random.default_rng(0)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    for attempt in range(3):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _SAVE_LOOP, str(path)],
+            stdout=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        try:
+            done = int(child.stdout.readline())  # the child's first save is complete
+            time.sleep(rng.uniform(0.0, 0.3))  # then land somewhere in a later save
+        finally:
+            child.kill()  # SIGKILL: no cleanup runs
+            child.wait()
+        done = max([done, *(int(line) for line in child.stdout.read().split())])
+        ckpt = checkpoint.load(path)  # also removes the killed writer's temp file
+        assert ckpt.epoch in (done, done + 1), (attempt, done, ckpt.epoch)
+        assert np.all(np.asarray(ckpt.params.V) == ckpt.epoch)
+        assert ckpt.history["epoch"][-1] == ckpt.epoch
+        assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
