@@ -78,10 +78,21 @@ class Net:
 
     @property
     def is_classifier(self) -> bool:
-        return self.head in heads.CLASSIFICATION
+        """Whether the head predicts classes (logistic, softmax) rather than values."""
+        return self.loss_head.classifier
 
 
 MATMUL_DTYPES = (None, "bfloat16")
+
+
+def check_net(net) -> Net:
+    """``net`` itself if it is a :class:`Net`, else a TypeError naming ``net``."""
+    if not isinstance(net, Net):
+        raise TypeError(
+            f"net must be a jaxbp.Net (e.g. jaxbp.Net(activation='relu', head='softmax')), "
+            f"got {type(net).__name__}"
+        )
+    return net
 
 
 def matmul(net: Net, a: Array, b: Array) -> Array:
@@ -110,7 +121,7 @@ def _hidden(net: Net, params: Params, x: Array) -> tuple[Array, Array]:
     return a, net.sigma.fn(a)
 
 
-def _logits(net: Net, params: Params, z: Array) -> Array:
+def _output_layer(net: Net, params: Params, z: Array) -> Array:
     """o = Wz (+ c)."""
     o = matmul(net, z, params.W.T)
     return o if params.c is None else o + params.c
@@ -128,12 +139,12 @@ def forward(net: Net, params: Params, x: Array) -> Array:
     """
     check_params(net, params)
     x = check_inputs(params, x)
-    return net.loss_head.h(_output(net, params, x))
+    return net.loss_head.h(logits(net, params, x))
 
 
-def _output(net: Net, params: Params, x: Array) -> Array:
-    """o = W σ(Vx), the logits, on checked inputs."""
-    return _logits(net, params, _hidden(net, params, x)[1])
+def logits(net: Net, params: Params, x: Array) -> Array:
+    """o = W σ(Vx) (+ c), the output pre-activation, on inputs already checked."""
+    return _output_layer(net, params, _hidden(net, params, x)[1])
 
 
 def forward_cache(net: Net, params: Params, x: Array, y: Array) -> Cache:
@@ -143,14 +154,19 @@ def forward_cache(net: Net, params: Params, x: Array, y: Array) -> Cache:
     per-sample losses ℓᵢ (shape (n,)).
     """
     x, y = check_batch(net, params, x, y)
-    return _forward_cache(net, params, x, y)
+    return forward_pass(net, params, x, y)
 
 
-def _forward_cache(net: Net, params: Params, x: Array, y: Array) -> Cache:
-    """``forward_cache`` on inputs already checked and converted (x, y float rows)."""
+def forward_pass(net: Net, params: Params, x: Array, y: Array) -> Cache:
+    """The forward pass on inputs already checked and converted (x, y float rows).
+
+    This is :func:`forward_cache` without the checks at the API boundary: the hot
+    path of the training loop, the hand-written BP and the oracle call it on data
+    that ``jaxbp.validate`` has converted once.
+    """
     head = net.loss_head
     a, z = _hidden(net, params, x)  # Vx, z = σ(Vx)
-    o = _logits(net, params, z)  # Wz
+    o = _output_layer(net, params, z)  # Wz
     return Cache(a=a, z=z, o=o, f=head.h(o), loss=head.loss(o, y))
 
 
@@ -165,4 +181,4 @@ def loss(net: Net, params: Params, X: Array, Y: Array) -> Array:
         0.693...
     """
     X, Y = check_batch(net, params, X, Y)
-    return jnp.mean(_forward_cache(net, params, X, Y).loss)
+    return jnp.mean(forward_pass(net, params, X, Y).loss)

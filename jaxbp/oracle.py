@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxbp.backprop import _autodiff_grad, _matrix_grad, _vmap_grad
-from jaxbp.model import Net, _forward_cache, loss
-from jaxbp.params import Params
+from jaxbp.backprop import matrix_grad, vmap_grad
+from jaxbp.model import Cache, Net, forward_pass, loss
+from jaxbp.params import Params, init
 from jaxbp.validate import check_batch
 
 Array = jax.Array
@@ -28,6 +28,20 @@ Array = jax.Array
 def autodiff_grad(net: Net, params: Params, X: Array, Y: Array) -> Params:
     """∇L(θ) = ``jax.grad(jaxbp.loss)`` w.r.t. params: the oracle for the hand-written BP."""
     return jax.grad(loss, argnums=1)(net, params, X, Y)
+
+
+def autodiff_batch_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
+    """(∇L(θ) by ``jax.grad`` of the mean loss, forward cache) on inputs already checked.
+
+    The ``grad="autodiff"`` route of ``jaxbp.batch_grad`` and ``jaxbp.fit``: same
+    signature as ``jaxbp.backprop.matrix_grad``, so the two can be swapped.
+    """
+
+    def mean_loss(p):
+        cache = forward_pass(net, p, X, Y)
+        return jnp.mean(cache.loss), cache
+
+    return jax.grad(mean_loss, has_aux=True)(params)
 
 
 def relative_error(g1, g2) -> Array:
@@ -48,7 +62,7 @@ def finite_difference_grad(net: Net, params: Params, X: Array, Y: Array, eps: fl
     theta, unravel = ravel_pytree(params)
 
     def mean_loss(t):
-        return jnp.mean(_forward_cache(net, unravel(t), X, Y).loss)
+        return jnp.mean(forward_pass(net, unravel(t), X, Y).loss)
 
     def central(e):
         return (mean_loss(theta + eps * e) - mean_loss(theta - eps * e)) / (2 * eps)
@@ -85,11 +99,42 @@ def gradcheck(net: Net, params: Params, X: Array, Y: Array, *, eps: float = 1e-6
         params64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
         X, Y = check_batch(net, params64, X, Y, kind="batch")
         X, Y = jnp.asarray(X, jnp.float64), jnp.asarray(Y, jnp.float64)
-        oracle = _autodiff_grad(net, params64, X, Y)[0]
+        oracle = autodiff_batch_grad(net, params64, X, Y)[0]
         fd = finite_difference_grad(net, params64, X, Y, eps)
-        manual = [g(net, params64, X, Y)[0] for g in (_matrix_grad, _vmap_grad)]
+        manual = [g(net, params64, X, Y)[0] for g in (matrix_grad, vmap_grad)]
         return GradCheck(
             manual_vs_autodiff=max(float(relative_error(m, oracle)) for m in manual),
             manual_vs_fd=max(float(relative_error(m, fd)) for m in manual),
             autodiff_vs_fd=float(relative_error(oracle, fd)),
         )
+
+
+def random_problem(
+    net: Net,
+    key: Array,
+    *,
+    n: int | None,
+    d: int,
+    hidden: int,
+    K: int,
+    bias: bool = False,
+    dtype=jnp.float64,
+) -> tuple[Params, Array, Array]:
+    """A random (params, X, Y) for ``net``: the small problem of the checks and ``explain``.
+
+    X is standard normal (n, d) (or one sample (d,) when ``n`` is None); Y holds the
+    head's random targets (:meth:`jaxbp.heads.Head.random_targets`). With ``bias``, the
+    offsets b, c are drawn non-zero so that their gradients are exercised. K is the
+    output width (the head's own, e.g. 1 for logistic, is the caller's choice).
+    """
+    kp, kx, ky, kb = jax.random.split(key, 4)
+    params = init(net, kp, d=d, hidden=hidden, out=K, bias=bias, dtype=dtype)
+    if bias:
+        kb1, kb2 = jax.random.split(kb)
+        params = params._replace(
+            b=0.1 * jax.random.normal(kb1, params.b.shape, dtype),
+            c=0.1 * jax.random.normal(kb2, params.c.shape, dtype),
+        )
+    shape = () if n is None else (n,)
+    X = jax.random.normal(kx, (*shape, d), dtype)
+    return params, X, net.loss_head.random_targets(ky, shape, K, dtype)

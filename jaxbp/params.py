@@ -110,10 +110,8 @@ def init(
         >>> params.V.shape, params.W.shape, params.b
         ((128, 64), (10, 128), None)
     """
-    from jaxbp.validate import check_head_width  # local: validate imports Params
-
     d, hidden, out = _check_dims(d=d, hidden=hidden, out=out).values()
-    check_head_width(net, out, "out")
+    net.loss_head.check_width(out, "out")
     dtype = _resolve_dtype(dtype)
     initializer = _initializer(scheme, scale)
     key_v, key_w = jax.random.split(key)

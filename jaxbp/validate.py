@@ -25,14 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def check_head_width(net, K: int, name: str = "K") -> None:
-    """The head's constraint on the output size K: logistic K = 1, softmax K ≥ 2."""
-    if net.head == "logistic" and K != 1:
-        raise ValueError(f"head='logistic' needs K=1 output, but {name}={K}")
-    if net.head == "softmax" and K < 2:
-        raise ValueError(f"head='softmax' needs K>=2 outputs, but {name}={K}")
-
-
 def _shape_of(a, name: str):
     if not hasattr(a, "shape") or not hasattr(a, "dtype"):
         raise TypeError(f"{name} must be an array, got {type(a).__name__}")
@@ -62,7 +54,7 @@ def check_params(net, params) -> tuple[int, int, int]:
                 f"params.{field} must have shape {want}, got {value.shape} "
                 f"(V.shape={V}, W.shape={W})"
             )
-    check_head_width(net, K, "params.W.shape[0]")
+    net.loss_head.check_width(K, "params.W.shape[0]")
     return d, M, K
 
 
@@ -108,26 +100,6 @@ def _is_concrete(a) -> bool:
     return not isinstance(a, jax.core.Tracer)
 
 
-def _check_label_values(net, y, K: int, name: str) -> None:
-    """Value checks of concrete labels: class ids in [0, K), logistic labels in {+1, −1}."""
-    values = np.asarray(y)
-    if values.size == 0:
-        return
-    if net.head == "softmax" and jnp.issubdtype(values.dtype, jnp.integer):
-        low, high = values.min(), values.max()
-        if low < 0 or high >= K:
-            bad = low if low < 0 else high
-            raise ValueError(f"{name} holds class id {bad}, but the softmax head has K={K} classes")
-    if net.head == "logistic":
-        bad = values[(values != 1) & (values != -1)]
-        if bad.size:
-            first = bad.flat[0].item()
-            raise ValueError(
-                f"{name} must hold labels +1 or -1 for head='logistic', found {first!r}"
-                + (" (0/1 labels? map them with 2*y - 1)" if first == 0 else "")
-            )
-
-
 def check_targets(net, params, y, *, x_ndim: int, name: str = "y") -> jax.Array:
     """Check targets against K and return them as float rows (…, K).
 
@@ -139,40 +111,33 @@ def check_targets(net, params, y, *, x_ndim: int, name: str = "y") -> jax.Array:
     """
     y = _numeric(y, name)
     K = params.W.shape[0]
+    head = net.loss_head
     compact = y.ndim == x_ndim - 1
     if not (compact or y.ndim == x_ndim):
         lead = "(n, K) or (n,)" if x_ndim == 2 else "(K,) or ()"
         raise ValueError(f"{name} must have shape {lead} to match x, got shape {y.shape}")
-    if compact and net.head == "squared" and K != 1:
-        raise ValueError(f"{name} must have shape {(*y.shape, K)} for K={K} outputs, got {y.shape}")
-    if compact and net.head == "softmax" and not jnp.issubdtype(y.dtype, jnp.integer):
-        raise TypeError(
-            f"{name} of shape {y.shape} must hold integer class ids for head='softmax', "
-            f"got dtype {y.dtype} (or pass one-hot rows of shape {(*y.shape, K)})"
-        )
     if not compact and y.shape[-1] != K:
         raise ValueError(f"{name} has {y.shape[-1]} outputs per sample but W gives K={K}")
-    if _is_concrete(y):
-        _check_label_values(net, y, K, name)
-    dtype = params.W.dtype
-    if compact and net.head == "softmax":
-        return jax.nn.one_hot(y, K, dtype=dtype)
-    if compact:
-        return y[..., None].astype(dtype)
-    return y.astype(dtype)
+    rows = head.encode(y, K, compact=compact, name=name, dtype=params.W.dtype)
+    if _is_concrete(y) and y.size:
+        head.check_labels(np.asarray(y), K, name)
+    return rows
 
 
-def check_batch(net, params, X, Y, *, kind: str | None = None) -> tuple[jax.Array, jax.Array]:
+def check_batch(
+    net, params, X, Y, *, kind: str | None = None, names: tuple[str, str] | None = None
+) -> tuple[jax.Array, jax.Array]:
     """All static checks for a (X, Y) pair: θ's shapes, X vs V, Y vs K, and n of X vs n of Y.
 
     Returns X in θ's dtype and Y as float rows (n, K) (or (K,) for one sample).
     """
     check_params(net, params)
     single = kind == "single" or (kind is None and np.ndim(X) == 1)
-    X = check_inputs(params, X, name="x" if single else "X", kind=kind)
-    Y = check_targets(net, params, Y, x_ndim=X.ndim, name="y" if single else "Y")
+    x_name, y_name = names or (("x", "y") if single else ("X", "Y"))
+    X = check_inputs(params, X, name=x_name, kind=kind)
+    Y = check_targets(net, params, Y, x_ndim=X.ndim, name=y_name)
     if X.ndim == 2 and Y.shape[0] != X.shape[0]:
-        raise ValueError(f"X has n={X.shape[0]} samples but Y has {Y.shape[0]}")
+        raise ValueError(f"{x_name} has n={X.shape[0]} samples but {y_name} has {Y.shape[0]}")
     return X, Y
 
 
@@ -195,25 +160,17 @@ def check_data(net, params, X, Y) -> None:
     checked_data(net, params, X, Y)
 
 
-def checked_data(net, params, X, Y):
+def checked_data(net, params, X, Y, *, names: tuple[str, str] = ("X", "Y")):
     """:func:`check_data`, returning (X, Y) converted as :func:`check_batch` does."""
-    if np.asarray(X).size == 0 or np.shape(X)[0] == 0:
-        raise ValueError(f"X is empty (shape {np.shape(X)}); need at least one sample")
-    Xc, Yc = check_batch(net, params, X, Y, kind="batch")
-    for name, arr in (("X", Xc), ("Y", Yc)):
+    Xc, Yc = check_batch(net, params, X, Y, kind="batch", names=names)
+    if Xc.shape[0] == 0:
+        raise ValueError(f"{names[0]} is empty (shape {Xc.shape}); need at least one sample")
+    for name, arr in zip(names, (Xc, Yc), strict=True):
         finite = np.isfinite(np.asarray(arr))
         if not finite.all():
             where = np.argwhere(~finite)[0]
             raise ValueError(
                 f"{name} holds NaN or inf (first at index {tuple(int(i) for i in where)})"
             )
-    if net.head == "softmax":
-        rows = np.asarray(Yc)
-        bad_rows = (rows < 0).any(-1) | ~np.isclose(rows.sum(-1), 1, atol=1e-6)
-        if bad_rows.any():
-            bad = int(np.argmax(bad_rows))
-            raise ValueError(
-                f"Y row {bad} is not a one-hot (or probability) row summing to 1: "
-                f"{rows[bad].tolist()}"
-            )
+    net.loss_head.check_rows(np.asarray(Yc), names[1])
     return Xc, Yc

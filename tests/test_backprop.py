@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jaxbp
-from jaxbp import activations, backprop, heads
+from jaxbp import activations, backprop, gradients, heads
 
 D, M, N = 3, 4, 5
 K = {"squared": 2, "logistic": 1, "softmax": 3}
@@ -76,7 +76,7 @@ def _all_routes(net, params, X, Y):
         "per_sample": jaxbp.per_sample_grads(net, params, X, Y),
         "norms": jaxbp.per_sample_grad_norms(net, params, X, Y),
         "manual": {i: jaxbp.manual_grad(net, params, X[i], Y[i]) for i in SAMPLES},
-        "methods": {m: jaxbp.batch_grad(net, params, X, Y, method=m) for m in backprop.METHODS},
+        "methods": {m: jaxbp.batch_grad(net, params, X, Y, method=m) for m in gradients.METHODS},
         "autodiff_grad": jaxbp.autodiff_grad(net, params, X, Y),
     }
 
@@ -223,7 +223,7 @@ def test_jit_manual_grad_without_static_argnums():
     assert float(jnp.abs(g.V - jitted(net, params, X[0], Y[0]).V).max()) > 0
 
 
-@pytest.mark.parametrize("method", backprop.METHODS)
+@pytest.mark.parametrize("method", gradients.METHODS)
 def test_jit_batch_grad_with_partial(method):
     net, params, X, Y = problem("tanh", "softmax", bias=True)
     jitted = jax.jit(functools.partial(jaxbp.batch_grad, method=method))
@@ -324,10 +324,10 @@ _AUTODIFF = ("jax.grad", "value_and_grad", "jax.vjp", "jax.jvp", "jacfwd", "jacr
     "fn",
     [
         backprop.manual_grad,
-        backprop._backward_rows,
-        backprop._matrix_grad,
-        backprop._vmap_grad,
-        backprop._per_sample,
+        backprop.backward_rows,
+        backprop.matrix_grad,
+        backprop.vmap_grad,
+        backprop.vmapped_manual_grad,
         backprop.per_sample_grad_norms,
     ],
     ids=lambda f: f.__name__,

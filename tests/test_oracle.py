@@ -6,6 +6,8 @@ Errors are relative over the whole flattened gradient,
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,7 +72,7 @@ def test_gradcheck_fails_for_a_wrong_activation_derivative(monkeypatch):
 def test_gradcheck_fails_for_a_wrong_delta(monkeypatch):
     """δ = softmax(o) − y with the wrong sign: detected by both oracles."""
     problem_ = problem("tanh", "softmax")
-    wrong = heads.SOFTMAX._replace(delta=lambda o, y: y - jax.nn.softmax(o, axis=-1))
+    wrong = dataclasses.replace(heads.SOFTMAX, delta=lambda o, y: y - jax.nn.softmax(o, axis=-1))
     monkeypatch.setattr(heads, "SOFTMAX", wrong)
     result = jaxbp.gradcheck(*problem_)
     assert result.manual_vs_autodiff > 0.5

@@ -1,0 +1,103 @@
+"""The ``jaxbp`` command: train, evaluate, predict, gradcheck, explain, bench.
+
+The application layer: it may import the library, the library never imports it.
+Every user mistake (bad argument, missing or damaged file, bad data) ends with a
+one-line message on stderr and exit code 2, never a traceback. A diverged run exits
+1, an interrupted one 130.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from jaxbp.cli.parser import EXIT_USAGE, parser
+
+__all__ = ["main", "parser"]
+
+
+def _gradcheck(args) -> int:
+    from jaxbp.cli.gradcheck_table import run_table
+
+    return run_table(args)
+
+
+def _explain(args) -> int:
+    from jaxbp.cli.explain import explain
+
+    print(
+        explain(
+            args.activation, args.head, d=args.d, hidden=args.hidden, out=args.out,
+            seed=args.seed, bias=args.bias, output=args.output,
+        )
+    )  # fmt: skip
+    return 0
+
+
+def _train(args) -> int:
+    from jaxbp.cli import commands
+
+    return commands.train_command(args)
+
+
+def _evaluate(args) -> int:
+    from jaxbp.cli import commands
+
+    return commands.evaluate_command(args)
+
+
+def _predict(args) -> int:
+    from jaxbp.cli import commands
+
+    return commands.predict_command(args)
+
+
+def _bench(argv: list[str]) -> int:
+    """``jaxbp bench``: the harness lives in the checkout's benchmarks/, not in the package."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "benchmarks" / "run.py").is_file():
+        print(
+            "jaxbp bench: error: the benchmark harness is not installed with the package; "
+            "run `python benchmarks/run.py` from a checkout of jaxbp",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    sys.path.insert(0, str(root))
+    from benchmarks import run
+
+    return run.main(argv)
+
+
+_COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "gradcheck": _gradcheck,
+    "explain": _explain,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jaxbp`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the benchmark parses its own arguments
+        return _bench(argv[1:])
+    args = parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except BrokenPipeError:  # e.g. `jaxbp explain | head`
+        sys.stderr.close()
+        return 0
+    except (ValueError, TypeError, OSError) as err:
+        # ValueError covers DataError, CheckpointError, ConfigError, RunError: problems the
+        # user can fix; OSError a missing, unreadable or unwritable file.
+        if os.environ.get("JAXBP_DEBUG"):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"jaxbp {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"jaxbp {args.command}: interrupted", file=sys.stderr)
+        return 130
