@@ -3,23 +3,28 @@
 The lecture's BP equations as pure JAX functions, checked against ``jax.grad``.
 """
 
-from jaxbp.backprop import batch_grad, manual_grad, per_sample_grad_norms, per_sample_grads
+from jaxbp.backprop import manual_grad, per_sample_grad_norms, per_sample_grads
+from jaxbp.evaluation import class_probabilities, evaluate, predict
+from jaxbp.gradients import batch_grad
 from jaxbp.many import fit_many, init_many
 from jaxbp.model import Cache, Net, forward, forward_cache, loss
 from jaxbp.oracle import GradCheck, autodiff_grad, gradcheck
 from jaxbp.params import Params, init
-from jaxbp.train import FitResult, evaluate, fit, predict
+from jaxbp.train import FitResult, Interrupted, TrainState, fit
 from jaxbp.validate import check_data
 
 __all__ = [
     "Cache",
     "FitResult",
     "GradCheck",
+    "Interrupted",
     "Net",
     "Params",
+    "TrainState",
     "autodiff_grad",
     "batch_grad",
     "check_data",
+    "class_probabilities",
     "evaluate",
     "fit",
     "fit_many",

@@ -23,22 +23,21 @@ Example:
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
-from jaxbp.model import Net
+from jaxbp.model import Net, check_net
 from jaxbp.params import Params, init
 from jaxbp.train import (
     FitResult,
-    _check_fit_args,
-    _counted_jit,
-    _epoch_fn,
-    _new_history,
+    LoopOptions,
+    TrainState,
+    check_fit_args,
+    compile_epoch,
+    new_history,
+    run_epochs,
     shuffle_order,
 )
 from jaxbp.validate import checked_data
@@ -103,7 +102,7 @@ def fit_many(
     grad: str = "matrix",
     hyperparams: dict | None = None,
     validation: tuple | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> FitResult:
     """Train m networks at once on the same (X, Y); ``params`` has a leading model axis m.
 
@@ -122,61 +121,43 @@ def fit_many(
         A :class:`jaxbp.FitResult` whose params and opt_state are stacked, whose
         history entries are lists of m values per epoch, and whose ``status`` is a
         list of m statuses. A model whose loss becomes NaN or inf is frozen at its
-        last finite θ (status ``"diverged"``) while the others train on.
+        last finite θ (status ``"diverged"``) while the others train on; training
+        stops early only when every model has diverged. The loop is ``fit``'s own
+        (``jaxbp.train.run_epochs``) over a leading model axis.
     """
-    _check_fit_args(optimizer, epochs, batch_size, grad, None)
+    check_net(net)
+    epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad)
     if not hasattr(params, "V") or getattr(params.V, "ndim", 0) != 3:
         raise ValueError("params must be stacked along a leading model axis (V of shape (m, M, d))")
     m = params.V.shape[0]
     first = _model(params, 0)
     X, Y = checked_data(net, first, X, Y)
-    Xv, Yv = (None, None) if validation is None else checked_data(net, first, *validation)
-    keys = jnp.asarray(key)
-    key_axis = 0 if keys.ndim == 1 else None
-    if key_axis == 0 and keys.shape[0] != m:
-        raise ValueError(f"key must be one key or {m} keys (one per model), got {keys.shape[0]}")
-    split = jax.vmap(jax.random.split) if key_axis == 0 else jax.random.split
-    shuffle_keys = split(keys)[..., 1]
-
-    def orders(k):  # each model's sample order, as fit(key=key[i]) would draw it
-        if key_axis is None:
-            return shuffle_order(shuffle_keys, k, n)
-        return np.stack([shuffle_order(shuffle_keys[i], k, n) for i in range(m)])
-
+    Xv = Yv = None
+    if validation is not None:
+        Xv, Yv = checked_data(net, first, *validation, names=("validation[0]", "validation[1]"))
     n = X.shape[0]
+    orders = _orders(key, m, n)
     batch_size = n if batch_size is None else min(batch_size, n)
     opt_state = _with_hyperparams(jax.vmap(optimizer.init)(params), hyperparams, m)
-    epoch = _many_epoch(net, optimizer, grad, n, batch_size, key_axis)
-    history = _new_history(net.is_classifier)
-    diverged = np.zeros(m, bool)
-    for k in tqdm(range(epochs), disable=not progress, unit="epoch", leave=False):
-        start = time.perf_counter()
-        params, opt_state, stats = epoch(params, opt_state, X, Y, orders(k), Xv, Yv)
-        stats = jax.device_get(stats)
-        seconds = time.perf_counter() - start
-        diverged |= ~stats["ok"]
-        history["epoch"].append(k + 1)
-        for name in ("loss", "val_loss", "accuracy", "val_accuracy"):
-            if name in history:
-                history[name].append(stats[name].tolist() if name in stats else None)
-        history["seconds"].append(seconds)
-    status = ["diverged" if d else "completed" for d in diverged]
-    return FitResult(params, opt_state, history, status, epochs)
+    epoch_fn = compile_epoch(net, optimizer, n=n, batch_size=batch_size, grad=grad, many=True)
+    return run_epochs(
+        epoch_fn, TrainState(params, opt_state, 0, new_history(net.is_classifier)),
+        (X, Y, Xv, Yv), orders, LoopOptions(epochs, net.is_classifier, progress=progress),
+    )  # fmt: skip
 
 
-def _many_epoch(net, optimizer, grad, n, batch_size, order_axis):
-    """The vmapped epoch; a model whose update is not finite keeps its previous θ.
+def _orders(key, m: int, n: int):
+    """Epoch k ↦ the sample order(s): (n,) for one shared key, (m, n) for m keys.
 
-    ``order_axis``: 0 when every model has its own sample order, None when shared.
+    Model i draws exactly the orders of ``fit(..., key=key[i])``.
     """
-    epoch = _epoch_fn(net, optimizer, grad, n, batch_size)
-
-    def guarded(params, opt_state, X, Y, order, Xv, Yv):
-        new_params, new_state, stats = epoch(params, opt_state, X, Y, order, Xv, Yv)
-        ok = stats.pop("finite") & jnp.isfinite(stats["loss"])
-        keep = jax.tree.map(
-            lambda new, old: jnp.where(ok, new, old), (new_params, new_state), (params, opt_state)
-        )
-        return *keep, stats | {"ok": ok}
-
-    return _counted_jit(jax.vmap(guarded, in_axes=(0, 0, None, None, order_axis, None, None)))
+    keys = jnp.asarray(key)
+    if keys.ndim == 1:
+        if keys.shape[0] != m:
+            raise ValueError(
+                f"key must be one key or {m} keys (one per model), got {keys.shape[0]}"
+            )
+        shuffle_keys = jax.vmap(jax.random.split)(keys)[:, 1]
+        return lambda k: np.stack([shuffle_order(shuffle_keys[i], k, n) for i in range(m)])
+    shuffle_key = jax.random.split(keys)[1]
+    return lambda k: shuffle_order(shuffle_key, k, n)

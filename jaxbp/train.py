@@ -1,15 +1,19 @@
 """Training: θ_{k+1} = θ_k − μ_k ∇L(θ_k), with any optax optimizer and schedule.
 
-One epoch is one compiled function: a shuffle, a ``lax.scan`` over the full
-minibatches and one step on the last partial batch (its gradient is the mean over
-its real samples; nothing is dropped). The host loop around it only reports
-progress, watches for divergence and does early stopping.
+One epoch is one compiled function (:func:`compile_epoch`, from ``jaxbp.epoch``): a
+shuffle, a ``lax.scan`` over the full minibatches and one step on the last partial
+batch (its gradient is the mean over its real samples; nothing is dropped). The host loop
+around it (:func:`run_epochs`) only reports, stops and saves: it records the
+history, shows progress, watches for divergence, does early stopping and calls the
+callback. ``fit`` runs it for one model; ``jaxbp.fit_many`` runs the same loop over a
+leading model axis.
 """
 
 from __future__ import annotations
 
-import functools
 import math
+import numbers
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -20,15 +24,36 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxbp.backprop import grad_fn
-from jaxbp.model import Net, _forward_cache, _output
+from jaxbp.epoch import compile_epoch, data_sharding, shuffle_order
+from jaxbp.gradients import METHODS, grad_fn
+from jaxbp.model import Net, check_net
+from jaxbp.optimizers import with_weight_decay
 from jaxbp.params import Params
-from jaxbp.validate import check_batch, check_inputs, check_params, checked_data
+from jaxbp.validate import check_params, checked_data
 
 Array = jax.Array
 
-METHODS = ("matrix", "vmap", "autodiff")
-STATUSES = ("completed", "early_stopped", "diverged")
+STATUSES = ("completed", "early_stopped", "diverged", "stopped")
+__all__ = [
+    "METHODS",
+    "STATUSES",
+    "FitResult",
+    "Interrupted",
+    "TrainState",
+    "compile_epoch",
+    "data_sharding",
+    "fit",
+    "shuffle_order",
+]
+
+
+class TrainState(NamedTuple):
+    """Where a run stands, to resume it: θ, optimizer state, completed epochs, history."""
+
+    params: Params
+    opt_state: Any
+    epoch: int = 0
+    history: dict[str, list] | None = None
 
 
 class FitResult(NamedTuple):
@@ -42,9 +67,9 @@ class FitResult(NamedTuple):
             epoch's minibatches), ``val_loss``, ``seconds``; for classifiers also
             ``accuracy`` and ``val_accuracy`` (validation entries are None without
             validation data).
-        status: ``"completed"``, ``"early_stopped"`` or ``"diverged"``.
-        epoch: the number of epochs whose update is in ``params`` and ``opt_state``
-            (pass it back as ``initial_epoch`` to resume).
+        status: ``"completed"``, ``"early_stopped"``, ``"diverged"`` or ``"stopped"``
+            (the callback asked to stop).
+        epoch: the number of epochs whose update is in ``params`` and ``opt_state``.
     """
 
     params: Params
@@ -53,186 +78,205 @@ class FitResult(NamedTuple):
     status: str
     epoch: int
 
-
-def _correct(net: Net, o: Array, Y: Array) -> Array:
-    """Per-sample 1/0: argmax(o) = argmax(y) (softmax) or sign(o) = y (logistic)."""
-    if net.head == "softmax":
-        return (jnp.argmax(o, -1) == jnp.argmax(Y, -1)).astype(o.dtype)
-    return (jnp.where(o[..., 0] >= 0, 1.0, -1.0) == Y[..., 0]).astype(o.dtype)
+    @property
+    def state(self) -> TrainState:
+        """The :class:`TrainState` to resume from: ``fit(..., state=result.state)``."""
+        return TrainState(self.params, self.opt_state, self.epoch, self.history)
 
 
-def _metrics(net: Net, cache, Y: Array) -> tuple[Array, Array]:
-    """(Σ ℓᵢ, Σ correctᵢ) over a batch; the second is 0 for regression."""
-    correct = _correct(net, cache.o, Y).sum() if net.is_classifier else jnp.zeros(())
-    return cache.loss.sum(), correct
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during ``fit``: ``.result`` holds the last completed epoch, history matching it."""
+
+    def __init__(self, result: FitResult):
+        super().__init__("training interrupted")
+        self.result = result
 
 
-def shuffle_order(key: Array, epoch: int, n: int) -> np.ndarray:
-    """The sample order of epoch ``epoch``: a permutation of range(n) seeded by fold_in(key, epoch).
-
-    Drawn with NumPy on the host: XLA's CPU sort made ``jax.random.permutation`` a
-    third of a small epoch's time. Deterministic in (key, epoch), so a resumed run
-    sees the same orders.
-    """
-    seed = np.asarray(jax.random.key_data(jax.random.fold_in(key, epoch)))
-    return np.random.default_rng(seed).permutation(n).astype(np.int32)
+def steps_per_epoch(n: int, batch_size: int | None) -> int:
+    """Optimizer steps in one epoch over n samples: ⌈n / batch⌉ (1 for full batch)."""
+    return math.ceil(n / min(batch_size or n, n))
 
 
-def _epoch_fn(net: Net, optimizer, method: str, n: int, batch_size: int, sharding=None):
-    """One epoch, uncompiled: (params, opt_state, X, Y, order, Xv, Yv) ↦ (params, opt_state, stats).
-
-    ``order`` is the epoch's sample order (:func:`shuffle_order`), ignored for
-    full-batch gradient descent.
-    ``sharding``, when given, is the ``NamedSharding`` of one minibatch (split along
-    its samples over a data axis); parameters stay replicated and XLA all-reduces
-    the gradient.
-    """
-    grad = grad_fn(method)
-    n_full, tail = divmod(n, batch_size)
-
-    def step(carry, batch):
-        params, opt_state = carry
-        Xb, Yb = batch
-        grads, cache = grad(net, params, Xb, Yb)  # ∇L over the minibatch
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)  # θ ← θ − μ_k ∇L(θ) (or Adam's step)
-        return (params, opt_state), _metrics(net, cache, Yb)
-
-    def shard(batch, lead=()):
-        if sharding is None or batch[0].shape[len(lead)] % sharding.mesh.size:
-            return batch
-        spec = jax.sharding.PartitionSpec(*lead, *sharding.spec)
-        where = jax.sharding.NamedSharding(sharding.mesh, spec)
-        return jax.lax.with_sharding_constraint(batch, (where, where))
-
-    def epoch(params, opt_state, X, Y, order, Xv, Yv):
-        if batch_size < n:  # reshuffle every epoch; full-batch GD needs no shuffle
-            X, Y = X[order], Y[order]
-        cut = n_full * batch_size
-        batches = (
-            X[:cut].reshape(n_full, batch_size, -1),
-            Y[:cut].reshape(n_full, batch_size, -1),
-        )
-        carry, (losses, corrects) = jax.lax.scan(step, (params, opt_state), shard(batches, (None,)))
-        loss_sum, correct_sum = losses.sum(), corrects.sum()
-        if tail:
-            carry, (loss_tail, correct_tail) = step(carry, shard((X[cut:], Y[cut:])))
-            loss_sum, correct_sum = loss_sum + loss_tail, correct_sum + correct_tail
-        params, opt_state = carry
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
-        stats = {"loss": loss_sum / n, "accuracy": correct_sum / n, "finite": finite}
-        if Xv is not None:
-            val_loss, val_correct = _metrics(net, _forward_cache(net, params, Xv, Yv), Yv)
-            stats |= {"val_loss": val_loss / Xv.shape[0], "val_accuracy": val_correct / Xv.shape[0]}
-        return params, opt_state, stats
-
-    return epoch
+def training_size(n: int, validation_fraction: float | None) -> int:
+    """The samples ``fit`` trains on after holding out ``validation_fraction`` of n."""
+    return n if validation_fraction is None else n - _validation_size(n, validation_fraction)
 
 
-def _counted_jit(fn):
-    """``jax.jit(fn)`` with a ``traces()`` method counting how often it was traced."""
-    count = [0]
-
-    def counted(*args):
-        count[0] += 1
-        return fn(*args)
-
-    jitted = jax.jit(counted)
-    jitted.traces = lambda: count[0]
-    return jitted
-
-
-@functools.lru_cache(maxsize=8)
-def _make_epoch(net: Net, optimizer, method: str, n: int, batch_size: int, sharding=None):
-    """The compiled epoch (see :func:`_epoch_fn`).
-
-    Cached, so calling ``fit`` again with the same net, optimizer object and sizes
-    (e.g. to resume) reuses the compiled function.
-    """
-    return _counted_jit(_epoch_fn(net, optimizer, method, n, batch_size, sharding))
-
-
-def data_sharding(devices, batch_size: int):
-    """The ``NamedSharding`` splitting each minibatch along a data axis over ``devices``.
-
-    ``devices``: a number (the first that many of ``jax.devices()``), a list of
-    devices, or a ``jax.sharding.Mesh`` (its first axis is the data axis).
-    """
-    if devices is None:
-        return None
-    if isinstance(devices, jax.sharding.Mesh):
-        mesh = devices
-    else:
-        available = jax.devices()
-        if isinstance(devices, int):
-            if not 1 <= devices <= len(available):
-                raise ValueError(
-                    f"devices={devices}, but {len(available)} {available[0].platform} device(s) "
-                    "are available"
-                )
-            devices = available[:devices]
-        mesh = jax.sharding.Mesh(np.asarray(list(devices)), ("data",))
-    axis = mesh.axis_names[0]
-    if batch_size % mesh.shape[axis]:
-        raise ValueError(
-            f"batch_size={batch_size} must be a multiple of the {mesh.shape[axis]} devices "
-            f"on the data axis {axis!r}"
-        )
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(axis))
-
-
-def with_weight_decay(optimizer, weight_decay: float):
-    """``optimizer`` preceded by the L2 penalty gradient λθ on V and W (not on b, c)."""
-    if not weight_decay:
-        return optimizer
-
-    def weights_only(params):
-        def no(offset):
-            return None if offset is None else False
-
-        return Params(True, True, no(params.b), no(params.c))
-
-    return optax.chain(
-        optax.masked(optax.add_decayed_weights(weight_decay), weights_only), optimizer
-    )
-
-
-def _split_validation(X, Y, fraction: float, key):
-    """Hold out ``fraction`` of the samples (a fixed random subset given the key)."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
-    n = X.shape[0]
+def _validation_size(n: int, fraction) -> int:
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
     n_val = max(1, round(fraction * n))
     if n_val >= n:
         raise ValueError(f"validation_fraction={fraction} leaves no training samples of n={n}")
-    perm = np.asarray(jax.random.permutation(key, n))
-    return (X[perm[n_val:]], Y[perm[n_val:]]), (X[perm[:n_val]], Y[perm[:n_val]])
+    return n_val
 
 
-def _check_fit_args(optimizer, epochs, batch_size, method, early_stopping):
+def _positive_int(value, name: str, *, none_ok: bool = False) -> int | None:
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        extra = " or None (full batch)" if none_ok else ""
+        raise ValueError(f"{name} must be a positive integer{extra}, got {value!r}")
+    return int(value)
+
+
+def check_fit_args(optimizer, epochs, batch_size, grad, callback=None) -> tuple[int, int | None]:
+    """The checks shared by ``fit`` and ``fit_many``; returns (epochs, batch_size) as ints."""
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(
             f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
             f"got {type(optimizer).__name__}"
         )
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(
-            f"batch_size must be a positive integer or None (full batch), got {batch_size!r}"
-        )
-    grad_fn(method)
-    if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
-        raise ValueError(
-            f"early_stopping must be a positive integer (patience), got {early_stopping!r}"
-        )
+    epochs = _positive_int(epochs, "epochs")
+    batch_size = _positive_int(batch_size, "batch_size", none_ok=True)
+    grad_fn(grad)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable(epoch, result), got {type(callback).__name__}")
+    return epochs, batch_size
 
 
-def _new_history(classifier: bool) -> dict[str, list]:
+def new_history(classifier: bool) -> dict[str, list]:
+    """An empty history: the columns ``fit`` records every epoch."""
     keys = ["epoch", "loss", "val_loss", "seconds"]
     if classifier:
         keys[3:3] = ["accuracy", "val_accuracy"]
     return {k: [] for k in keys}
+
+
+def _resume(state, opt_state, initial_epoch, history, classifier: bool) -> tuple:
+    """(opt_state, epoch, history) from ``state=`` or the three loose keywords."""
+    if state is not None:
+        if not isinstance(state, TrainState):
+            raise TypeError(f"state must be a jaxbp.train.TrainState, got {type(state).__name__}")
+        opt_state, initial_epoch, history = state.opt_state, state.epoch, state.history
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral):
+        raise TypeError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
+    if initial_epoch < 0:
+        raise ValueError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
+    if history is None:
+        return opt_state, int(initial_epoch), new_history(classifier)
+    if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+        raise TypeError(
+            f"history must be a dict of lists (a FitResult.history), got {history!r:.80}"
+        )
+    missing = set(new_history(classifier)) - set(history)
+    if missing:
+        raise ValueError(f"history lacks the columns {sorted(missing)}")
+    if len(history["epoch"]) != initial_epoch:
+        raise ValueError(
+            f"history holds {len(history['epoch'])} epochs but initial_epoch={initial_epoch}"
+        )
+    return opt_state, int(initial_epoch), {k: list(v) for k, v in history.items()}
+
+
+class LoopOptions(NamedTuple):
+    """What the host loop needs besides the data and the state."""
+
+    epochs: int
+    classifier: bool
+    patience: int | None = None
+    progress: bool | None = None
+    callback: Callable | None = None
+
+
+def _row(epoch: int, stats: dict, seconds: float, classifier: bool) -> dict:
+    """One history record; per-model lists when the stats have a model axis."""
+
+    def value(name):
+        return np.asarray(stats[name]).tolist() if name in stats else None
+
+    row = {"epoch": epoch, "loss": value("loss"), "val_loss": value("val_loss")}
+    if classifier:
+        row |= {"accuracy": value("accuracy"), "val_accuracy": value("val_accuracy")}
+    return row | {"seconds": seconds}
+
+
+def _postfix(row: dict) -> dict[str, str]:
+    shown = {"loss": f"{np.mean(row['loss']):.4f}"}
+    if row.get("val_accuracy") is not None:
+        shown["val_acc"] = f"{np.mean(row['val_accuracy']):.3f}"
+    elif row["val_loss"] is not None:
+        shown["val_loss"] = f"{np.mean(row['val_loss']):.4f}"
+    return shown
+
+
+def run_epochs(epoch_fn, state: TrainState, data: tuple, orders, options: LoopOptions):
+    """The host loop around a compiled epoch; returns a :class:`FitResult`.
+
+    ``data`` is (X, Y, Xv, Yv); ``orders(k)`` gives epoch k's sample order. Each
+    epoch's history record is appended after the epoch has finished, and the result
+    is committed in one assignment after that. With a model axis (``stats["ok"]`` of
+    shape (m,)), a diverged model stays frozen while the others train on, and
+    ``status`` is a list of m statuses. On Ctrl-C it raises :class:`Interrupted`
+    carrying the last committed epoch, with the history trimmed to match it.
+    """
+    X, Y, Xv, Yv = data
+    params, opt_state, start, history = state
+    committed = FitResult(params, opt_state, history, "completed", start)
+    rows = len(history["epoch"])
+    best, waited, status, diverged = (math.inf, committed), 0, "completed", None
+    show = sys.stderr.isatty() if options.progress is None else options.progress
+    bar = tqdm(range(start, start + options.epochs), disable=not show, unit="epoch", leave=False)
+    try:
+        for k in bar:
+            t0 = time.perf_counter()
+            new_params, new_state, stats = epoch_fn(params, opt_state, X, Y, orders(k), Xv, Yv)
+            stats = jax.device_get(stats)
+            ok = np.asarray(stats["ok"])
+            if ok.ndim:  # a model axis: frozen models stay frozen, the others go on
+                diverged = ~ok if diverged is None else diverged | ~ok
+            elif not ok:
+                status = "diverged"
+                history.setdefault("diverged_epoch", []).append(k + 1)
+                break
+            row = _row(k + 1, stats, time.perf_counter() - t0, options.classifier)
+            for name, value in row.items():
+                history[name].append(value)
+            params, opt_state = new_params, new_state
+            committed, rows = FitResult(params, opt_state, history, status, k + 1), rows + 1
+            bar.set_postfix(_postfix(row))
+            if diverged is not None and diverged.all():
+                break
+            if options.callback is not None and options.callback(k + 1, committed):
+                status = "stopped"
+                break
+            if options.patience and row["val_loss"] is not None:
+                if row["val_loss"] < best[0]:
+                    best, waited = (row["val_loss"], committed), 0
+                elif (waited := waited + 1) >= options.patience:
+                    status = "early_stopped"
+                    history["best_epoch"] = [best[1].epoch]
+                    return best[1]._replace(history=history, status=status)
+    except KeyboardInterrupt:
+        for name in new_history(options.classifier):
+            del history[name][rows:]
+        raise Interrupted(committed._replace(status="stopped")) from None
+    finally:
+        bar.close()
+    if diverged is not None:
+        status = ["diverged" if d else "completed" for d in diverged]
+    return committed._replace(status=status)
+
+
+def _validation_data(net, params, X, Y, validation, fraction, early_stopping, split_key):
+    """(X, Y, Xv, Yv): the training part and the validation data (or None, None)."""
+    if early_stopping and validation is None and fraction is None:
+        fraction = 0.1
+    if validation is not None and fraction is not None:
+        raise ValueError("give either validation=(Xv, Yv) or validation_fraction, not both")
+    if fraction is not None:
+        n_val = _validation_size(X.shape[0], fraction)
+        perm = np.asarray(jax.random.permutation(split_key, X.shape[0]))
+        return X[perm[n_val:]], Y[perm[n_val:]], X[perm[:n_val]], Y[perm[:n_val]]
+    if validation is None:
+        return X, Y, None, None
+    if not isinstance(validation, tuple | list) or len(validation) != 2:
+        raise TypeError(
+            f"validation must be a pair (Xv, Yv), got {type(validation).__name__}"
+            + (f" of length {len(validation)}" if isinstance(validation, tuple | list) else "")
+        )
+    Xv, Yv = checked_data(net, params, *validation, names=("validation[0]", "validation[1]"))
+    return X, Y, Xv, Yv
 
 
 def fit(
@@ -250,11 +294,12 @@ def fit(
     validation_fraction: float | None = None,
     early_stopping: int | None = None,
     weight_decay: float = 0.0,
-    progress: bool = True,
+    progress: bool | None = None,
+    state: TrainState | None = None,
     opt_state=None,
     initial_epoch: int = 0,
     history: dict[str, list] | None = None,
-    callback: Callable[[int, FitResult], None] | None = None,
+    callback: Callable[[int, FitResult], Any] | None = None,
     devices=None,
 ) -> FitResult:
     """Train θ on (X, Y) by minibatch steps of ``optimizer`` on L(θ) = (1/n) Σ ℓᵢ(θ).
@@ -265,7 +310,7 @@ def fit(
             ±1 labels, or target rows).
         optimizer: any optax ``GradientTransformation``; its learning rate may be an
             optax schedule μ_k (counted in steps).
-        epochs: the number of epochs to run (on top of ``initial_epoch``).
+        epochs: the number of epochs to run (on top of the resumed ones).
         batch_size: minibatch size; ``None`` is full-batch gradient descent, exactly
             the lecture's θ_{k+1} = θ_k − μ_k ∇L(θ_k). A last partial batch is used,
             with the mean over its real samples.
@@ -279,13 +324,17 @@ def fit(
         early_stopping: patience in epochs; stops when the validation loss has not
             improved for that many epochs and restores the best θ (as scikit-learn
             does). Without validation data it holds out 10%.
-        weight_decay: λ of an L2 penalty (λ/2)(‖V‖² + ‖W‖²), added as λθ to the
-            gradient (offsets are not decayed). Reported losses exclude it.
-        progress: show a tqdm progress bar over epochs.
-        opt_state, initial_epoch, history: continue an earlier run (see
-            ``jaxbp.checkpoint``); by default a fresh ``optimizer.init(params)``.
+        weight_decay: λ of an L2 penalty (λ/2)(‖V‖² + ‖W‖²), chained into the
+            optimizer as λθ (``jaxbp.optimizers.with_weight_decay``; offsets are not
+            decayed). Reported losses exclude it.
+        progress: show a tqdm progress bar; by default only when standard error is
+            a terminal (a person watches), so logs stay clean.
+        state: a :class:`TrainState` (e.g. ``result.state``) to continue from; its
+            ``params`` replace ``params``. The older keywords ``opt_state``,
+            ``initial_epoch`` and ``history`` do the same, one by one.
         callback: called as ``callback(epoch, result_so_far)`` after every epoch
-            (e.g. to save a checkpoint).
+            (e.g. to save a checkpoint); if it returns a true value, training stops
+            with status ``"stopped"``.
         devices: data parallelism: a number of devices, a list of devices or a
             ``jax.sharding.Mesh``. Each minibatch is split along its samples over
             the devices (``NamedSharding``), θ is replicated, and XLA all-reduces
@@ -297,6 +346,8 @@ def fit(
     Raises:
         ValueError, TypeError: bad data (see ``jaxbp.check_data``) or arguments,
             before anything is compiled.
+        Interrupted: on Ctrl-C (a ``KeyboardInterrupt``); its ``result`` holds the
+            last completed epoch.
 
     Example:
         >>> import jax, optax, jaxbp
@@ -309,130 +360,62 @@ def fit(
         >>> result.history["accuracy"][-1] > 0.95
         True
     """
-    _check_fit_args(optimizer, epochs, batch_size, grad, early_stopping)
+    check_net(net)
+    epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad, callback)
+    if early_stopping is not None:
+        early_stopping = _positive_int(early_stopping, "early_stopping")
+    if state is not None and isinstance(state, TrainState):
+        params = state.params
     check_params(net, params)
+    opt_state, start, history = _resume(state, opt_state, initial_epoch, history, net.is_classifier)
     X, Y = checked_data(net, params, X, Y)
-    split_key, shuffle_key = jax.random.split(key)
-    if early_stopping and validation is None and validation_fraction is None:
-        validation_fraction = 0.1
-    if validation is not None and validation_fraction is not None:
-        raise ValueError("give either validation=(Xv, Yv) or validation_fraction, not both")
-    if validation_fraction is not None:
-        (X, Y), validation = _split_validation(X, Y, validation_fraction, split_key)
-        Xv, Yv = validation
-    elif validation is not None:
-        Xv, Yv = checked_data(net, params, *validation)
-    else:
-        Xv = Yv = None
+    split_key, shuffle_key = jax.random.split(_check_key(key))
+    X, Y, Xv, Yv = _validation_data(
+        net, params, X, Y, validation, validation_fraction, early_stopping, split_key
+    )
     n = X.shape[0]
     batch_size = n if batch_size is None else min(batch_size, n)
     optimizer = with_weight_decay(optimizer, weight_decay)
-    opt_state = optimizer.init(params) if opt_state is None else opt_state
+    opt_state = _opt_state(optimizer, params, opt_state)
     sharding = data_sharding(devices, batch_size)
     if sharding is not None:  # everything replicated; the epoch splits each minibatch
         replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
         X, Y, Xv, Yv, params, opt_state = jax.device_put(
             (X, Y, Xv, Yv, params, opt_state), replicated
         )
-    epoch_fn = _make_epoch(net, optimizer, grad, n, batch_size, sharding)
-    return _loop(
-        epoch_fn, net, params, opt_state, (X, Y, Xv, Yv), shuffle_key, epochs, initial_epoch,
-        history, early_stopping, progress, callback,
+    epoch_fn = compile_epoch(
+        net, optimizer, n=n, batch_size=batch_size, grad=grad, sharding=sharding
+    )
+    options = LoopOptions(epochs, net.is_classifier, early_stopping, progress, callback)
+    return run_epochs(
+        epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv),
+        lambda k: shuffle_order(shuffle_key, k, n), options,
     )  # fmt: skip
 
 
-def _loop(epoch_fn, net, params, opt_state, data, key, epochs, initial_epoch, history,
-          patience, progress, callback) -> FitResult:  # fmt: skip
-    """The host loop: run compiled epochs, record history, stop on divergence or patience."""
-    X, Y, Xv, Yv = data
-    history = (
-        _new_history(net.is_classifier)
-        if history is None
-        else {k: list(v) for k, v in history.items()}
-    )
-    best = (math.inf, params, opt_state, initial_epoch)
-    waited, status = 0, "completed"
-    bar = tqdm(
-        range(initial_epoch, initial_epoch + epochs),
-        disable=not progress,
-        unit="epoch",
-        leave=False,
-    )
-    for k in bar:
-        start = time.perf_counter()
-        order = shuffle_order(key, k, X.shape[0])
-        new_params, new_opt_state, stats = epoch_fn(params, opt_state, X, Y, order, Xv, Yv)
-        stats = jax.device_get(stats)
-        seconds = time.perf_counter() - start
-        if not (stats["finite"] and np.isfinite(stats["loss"])):
-            status = "diverged"
-            history.setdefault("diverged_epoch", []).append(k + 1)
-            break
-        params, opt_state = new_params, new_opt_state
-        _record(history, net, k + 1, stats, seconds)
-        bar.set_postfix(_postfix(history))
-        if callback is not None:
-            callback(k + 1, FitResult(params, opt_state, history, status, k + 1))
-        if patience and "val_loss" in stats:
-            if stats["val_loss"] < best[0]:
-                best, waited = (stats["val_loss"], params, opt_state, k + 1), 0
-            else:
-                waited += 1
-                if waited >= patience:
-                    status = "early_stopped"
-                    params, opt_state = best[1], best[2]
-                    history["best_epoch"] = [best[3]]
-                    break
-    bar.close()
-    last = history["epoch"][-1] if history["epoch"] else initial_epoch
-    return FitResult(
-        params, opt_state, history, status, best[3] if status == "early_stopped" else last
+def _check_key(key) -> Array:
+    """A typed PRNG key (``jax.random.key``) or a raw uint32 key; else a TypeError naming key."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (
+        jnp.issubdtype(dtype, jax.dtypes.prng_key) or (dtype == jnp.uint32 and key.shape == (2,))
+    ):
+        return key
+    raise TypeError(
+        f"key must be a JAX PRNG key such as jax.random.key(0), got {type(key).__name__}"
+        + (f" of dtype {dtype}" if dtype is not None else "")
     )
 
 
-def _record(history, net, epoch, stats, seconds) -> None:
-    history["epoch"].append(epoch)
-    history["loss"].append(float(stats["loss"]))
-    history["val_loss"].append(float(stats["val_loss"]) if "val_loss" in stats else None)
-    if net.is_classifier:
-        history["accuracy"].append(float(stats["accuracy"]))
-        history["val_accuracy"].append(
-            float(stats["val_accuracy"]) if "val_accuracy" in stats else None
+def _opt_state(optimizer, params: Params, opt_state):
+    """A fresh ``optimizer.init(params)``, or the given state if it has the same structure."""
+    fresh = optimizer.init(params)
+    if opt_state is None:
+        return fresh
+    got, want = jax.tree.structure(opt_state), jax.tree.structure(fresh)
+    shapes = [np.shape(a) for a in jax.tree.leaves(opt_state)]
+    if got != want or shapes != [np.shape(a) for a in jax.tree.leaves(fresh)]:
+        raise ValueError(
+            "opt_state does not belong to this optimizer and these params "
+            "(its structure or shapes differ from optimizer.init(params), weight decay included)"
         )
-    history["seconds"].append(seconds)
-
-
-def _postfix(history) -> dict[str, str]:
-    shown = {"loss": f"{history['loss'][-1]:.4f}"}
-    if history.get("val_accuracy") and history["val_accuracy"][-1] is not None:
-        shown["val_acc"] = f"{history['val_accuracy'][-1]:.3f}"
-    elif history["val_loss"][-1] is not None:
-        shown["val_loss"] = f"{history['val_loss'][-1]:.4f}"
-    return shown
-
-
-def predict(net: Net, params: Params, X) -> Array:
-    """Predictions: class ids (softmax), ±1 labels (logistic), f(X) (squared)."""
-    check_params(net, params)
-    X = check_inputs(params, X, name="X")
-    o = _output(net, params, X)
-    if net.head == "softmax":
-        return jnp.argmax(o, -1)
-    if net.head == "logistic":
-        return jnp.where(o[..., 0] >= 0, 1, -1)
-    return net.loss_head.h(o)
-
-
-def evaluate(net: Net, params: Params, X, Y) -> dict[str, float]:
-    """``{"loss": L(θ), "accuracy": …}`` (classifiers) or ``{"loss": L(θ), "mse": …}``.
-
-    MSE is the mean over samples and outputs of (f(x) − y)², so loss = K · MSE.
-    """
-    X, Y = check_batch(net, params, X, Y, kind="batch")
-    cache = _forward_cache(net, params, X, Y)
-    out = {"loss": float(jnp.mean(cache.loss))}
-    if net.is_classifier:
-        out["accuracy"] = float(jnp.mean(_correct(net, cache.o, Y)))
-    else:
-        out["mse"] = float(jnp.mean((cache.f - Y) ** 2))
-    return out
+    return opt_state

@@ -71,13 +71,13 @@ def test_grad_methods_give_the_same_trajectory_in_float64(moons):
 
 def test_one_epoch_is_compiled_once(moons, monkeypatch):
     made = []
-    original = train._make_epoch
+    original = train.compile_epoch
 
-    def spy(*args):
-        made.append(original(*args))
+    def spy(*args, **kwargs):
+        made.append(original(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(train, "_make_epoch", spy)
+    monkeypatch.setattr(train, "compile_epoch", spy)
     net = jaxbp.Net(activation="relu", head="softmax")
     params = jaxbp.init(net, jax.random.key(0), d=2, hidden=8, out=2)
     _fit(net, params, moons.X_train, moons.y_train, epochs=6, validation_fraction=0.2)
@@ -206,7 +206,7 @@ def test_weight_decay_is_l2_on_weights_only():
     ],
 )
 def test_bad_arguments_fail_before_compiling(moons, kwargs, error, match, monkeypatch):
-    monkeypatch.setattr(train, "_make_epoch", lambda *a: pytest.fail("compiled before checking"))
+    monkeypatch.setattr(train, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
     net = jaxbp.Net(activation="relu", head="softmax")
     params = jaxbp.init(net, jax.random.key(0), d=2, hidden=4, out=2)
     with pytest.raises(error, match=match):
@@ -224,7 +224,7 @@ def test_bad_arguments_fail_before_compiling(moons, kwargs, error, match, monkey
     ],
 )
 def test_bad_data_fails_before_compiling(X, Y, match, monkeypatch):
-    monkeypatch.setattr(train, "_make_epoch", lambda *a: pytest.fail("compiled before checking"))
+    monkeypatch.setattr(train, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
     net = jaxbp.Net(activation="relu", head="softmax")
     params = jaxbp.init(net, jax.random.key(0), d=2, hidden=4, out=2)
     with pytest.raises(ValueError, match=match):

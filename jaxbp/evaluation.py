@@ -1,0 +1,70 @@
+"""How good is θ: predictions, class probabilities, loss and accuracy or MSE.
+
+What a prediction is and what counts as correct belong to the head
+(``jaxbp.heads``); this module applies them to a batch.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxbp.model import Cache, Net, forward_pass, logits
+from jaxbp.params import Params
+from jaxbp.validate import check_batch, check_inputs, check_params
+
+Array = jax.Array
+
+
+def batch_metrics(net: Net, cache: Cache, Y: Array) -> tuple[Array, Array]:
+    """(Σᵢ ℓᵢ, Σᵢ correctᵢ) over a batch from its forward cache; the second is 0 for regression."""
+    return cache.loss.sum(), net.loss_head.correct(cache.o, Y).sum()
+
+
+def predict(net: Net, params: Params, X) -> Array:
+    """Predictions: class ids (softmax), ±1 labels (logistic), f(X) (squared).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxbp
+        >>> net = jaxbp.Net(head="softmax")
+        >>> params = jaxbp.init(net, jax.random.key(0), d=3, hidden=4, out=2)
+        >>> jaxbp.predict(net, params, jnp.ones((5, 3))).shape
+        (5,)
+    """
+    check_params(net, params)
+    X = check_inputs(params, X, name="X")
+    return net.loss_head.predict(logits(net, params, X))
+
+
+def predict_classes(net: Net, params: Params, X) -> Array:
+    """Class ids 0..C−1 (classifiers only): argmax for softmax, 1[o ≥ 0] for logistic."""
+    check_params(net, params)
+    X = check_inputs(params, X, name="X")
+    return net.loss_head.classes(logits(net, params, X))
+
+
+def class_probabilities(net: Net, params: Params, X) -> Array:
+    """P(class c | x) for every class c = 0..C−1, shape (n, C) (classifiers only).
+
+    softmax: softmax(o); logistic: (1 − σ(o), σ(o)) for the classes −1 and +1.
+    """
+    check_params(net, params)
+    X = check_inputs(params, X, name="X")
+    return net.loss_head.probabilities(logits(net, params, X))
+
+
+def evaluate(net: Net, params: Params, X, Y) -> dict[str, float]:
+    """``{"loss": L(θ), "accuracy": …}`` (classifiers) or ``{"loss": L(θ), "mse": …}``.
+
+    MSE is the mean over samples and outputs of (f(x) − y)², so loss = K · MSE.
+    """
+    X, Y = check_batch(net, params, X, Y, kind="batch")
+    if X.shape[0] == 0:
+        raise ValueError(f"X is empty (shape {X.shape}); need at least one sample")
+    cache = forward_pass(net, params, X, Y)
+    out = {"loss": float(jnp.mean(cache.loss))}
+    if net.is_classifier:
+        out["accuracy"] = float(jnp.mean(net.loss_head.correct(cache.o, Y)))
+    else:
+        out["mse"] = float(jnp.mean((cache.f - Y) ** 2))
+    return out
