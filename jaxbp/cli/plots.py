@@ -7,7 +7,7 @@ inspect.
 
 Example:
     >>> import numpy as np
-    >>> from jaxbp import plots
+    >>> from jaxbp.cli import plots
     >>> history = {"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.2], "val_loss": [1.1, None, 0.3]}
     >>> plots.plot_loss(history, "/tmp/loss.png")  # doctest: +SKIP
     PosixPath('/tmp/loss.png')

@@ -1,0 +1,286 @@
+"""The argument parser of the ``jaxbp`` command: every flag with its help and default."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jaxbp import activations, heads, optimizers
+from jaxbp.cli.config import CHANGEABLE_ON_RESUME, RunConfig
+from jaxbp.gradients import METHODS
+
+EXIT_USAGE = 2
+DEFAULTS = RunConfig()
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage + message, exit 2 (argparse's default, kept explicit)
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = nonnegative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
+    return value
+
+
+def batch_size(text: str) -> int | str:
+    if text == "full":
+        return "full"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"--batch-size must be a positive integer or 'full', got {text!r}"
+        )
+    return value
+
+
+def _choices(names) -> str:
+    return ", ".join(names)
+
+
+def _add_train(sub) -> None:
+    from jaxbp.data import NAMES as DATA
+
+    d = DEFAULTS
+    p = sub.add_parser(
+        "train",
+        help="train a network (default: relu, 64 hidden, softmax, Adam on the digits)",
+        description="Train f(x) = h(W σ(Vx)) with hand-written backprop and an optax optimizer. "
+        f"With --resume, only {', '.join('--' + c for c in CHANGEABLE_ON_RESUME)} may differ "
+        "from the run's own settings.",
+    )
+    p.add_argument(
+        "--data", help=f"one of {_choices(DATA)}, or a .csv/.npz file (default: {d.data})"
+    )
+    p.add_argument("--target", help="the label column of a CSV file")
+    p.add_argument(
+        "--activation",
+        choices=activations.NAMES,
+        metavar="NAME",
+        help=f"σ: {_choices(activations.NAMES)} (default: {d.activation})",
+    )
+    p.add_argument(
+        "--hidden", type=positive_int, metavar="M", help=f"hidden width M (default: {d.hidden})"
+    )
+    p.add_argument(
+        "--head",
+        choices=heads.NAMES,
+        help="output head (default: softmax for classes, squared for regression)",
+    )
+    p.add_argument(
+        "--output",
+        choices=activations.NAMES,
+        metavar="NAME",
+        help="output map h of the squared head (default: identity)",
+    )
+    p.add_argument(
+        "--bias",
+        action=argparse.BooleanOptionalAction,
+        help="offsets b, c in both layers (default: --bias)",
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=optimizers.OPTIMIZERS,
+        metavar="NAME",
+        help=f"{_choices(optimizers.OPTIMIZERS)} (default: {d.optimizer})",
+    )
+    p.add_argument("--lr", type=positive_float, help=f"learning rate μ₀ (default: {d.lr:g})")
+    p.add_argument(
+        "--schedule",
+        choices=optimizers.SCHEDULES,
+        metavar="NAME",
+        help=f"μ_k: {_choices(optimizers.SCHEDULES)} (default: {d.schedule})",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        help=f"epochs (default: {d.epochs}); with --resume, the total to reach",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=batch_size,
+        metavar="N|full",
+        help=f"minibatch size, or 'full' for gradient descent (default: {d.batch_size})",
+    )
+    p.add_argument(
+        "--grad",
+        choices=METHODS,
+        help="gradient route: hand-written matrix BP, vmap of the per-sample BP, or "
+        f"jax.grad (default: {d.grad})",
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=nonnegative_float,
+        metavar="λ",
+        help="L2 penalty (λ/2)(‖V‖² + ‖W‖²); adamw's decoupled decay (default: 0)",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=positive_int,
+        metavar="PATIENCE",
+        help="stop when the validation loss has not improved for PATIENCE epochs",
+    )
+    p.add_argument(
+        "--seed", type=seed, help=f"seed of the data, init and shuffles (default: {d.seed})"
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        metavar="N",
+        help="train N networks (seeds SEED..SEED+N-1) at once with vmap",
+    )
+    p.add_argument(
+        "--devices",
+        type=positive_int,
+        metavar="N",
+        help="split each minibatch over N devices (data parallel; batch size a multiple "
+        "of N; on a CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)",
+    )
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<data>-<time>)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the run files in an existing --out folder"
+    )
+    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--x64", action="store_true", default=None, help="train in float64")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        default=None,
+        help="mixed precision: bfloat16 matrix products, float32 parameters",
+    )
+
+
+def _add_gradcheck(sub) -> None:
+    p = sub.add_parser(
+        "gradcheck",
+        help="check the hand-written gradients against jax.grad and finite differences",
+        description="Max relative errors ‖g₁ − g₂‖/max(‖g₁‖, ‖g₂‖) in float64 for every "
+        "activation × head × bias; exits 1 if any exceeds its tolerance.",
+    )
+    p.add_argument(
+        "--activations", nargs="+", choices=activations.NAMES, default=list(activations.NAMES)
+    )
+    p.add_argument("--heads", nargs="+", choices=heads.NAMES, default=list(heads.NAMES))
+    p.add_argument("--n", type=positive_int, default=8, help="samples (default 8)")
+    p.add_argument("--d", type=positive_int, default=3, help="input size d (default 3)")
+    p.add_argument("--hidden", type=positive_int, default=5, help="hidden width M (default 5)")
+    p.add_argument("--classes", type=positive_int, default=3, help="K for softmax/squared (3)")
+    p.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
+    p.add_argument("--tol-autodiff", type=positive_float, default=1e-12)
+    p.add_argument("--tol-fd", type=positive_float, default=1e-6)
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="one sample through a tiny network, every value under its lecture equation",
+    )
+    p.add_argument(
+        "--activation",
+        default="relu",
+        choices=activations.NAMES,
+        metavar="NAME",
+        help=f"σ: {_choices(activations.NAMES)} (default: relu)",
+    )
+    p.add_argument("--head", default="softmax", choices=heads.NAMES, help="(default: softmax)")
+    p.add_argument(
+        "--output", choices=activations.NAMES, metavar="NAME", help="output map h (squared head)"
+    )
+    p.add_argument("--d", type=positive_int, default=3, help="input size d (default 3)")
+    p.add_argument("--hidden", type=positive_int, default=4, help="hidden width M (default 4)")
+    p.add_argument(
+        "--outputs",
+        "--out",
+        dest="out",
+        type=positive_int,
+        default=2,
+        metavar="K",
+        help="output size K (default 2; 1 for logistic)",
+    )
+    p.add_argument("--bias", action="store_true", help="with offsets b, c")
+    p.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a trained run on its test split or other data")
+    p.add_argument("--run", required=True, metavar="DIR", help="the run folder")
+    p.add_argument("--data", help="data set or file (default: the run's own test split)")
+    p.add_argument("--target", help="the label column of a CSV file")
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="predict with a trained run: CSV/NPZ in, CSV out")
+    p.add_argument("--run", required=True, metavar="DIR", help="the run folder")
+    p.add_argument("--input", required=True, metavar="FILE", help="features, .csv or .npz")
+    p.add_argument("--output", metavar="FILE", help="CSV to write (default: stdout)")
+    p.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="add each class's probability as a column (classifiers)",
+    )
+
+
+def _add_bench(sub) -> None:
+    # Listed for --help only: main() hands `jaxbp bench ...` to benchmarks/run.py.
+    sub.add_parser(
+        "bench",
+        help="benchmark jaxbp against plain JAX, scikit-learn and PyTorch (from a checkout: "
+        "same as python benchmarks/run.py)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jaxbp`` command."""
+    from jaxbp import __version__
+
+    p = Parser(
+        prog="jaxbp",
+        description="A two-layer network f(x) = h(W σ(Vx)) with hand-written backpropagation: "
+        "train, evaluate, predict, gradcheck, explain, bench.",
+    )
+    p.add_argument("--version", action="version", version=f"jaxbp {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_predict(sub)
+    _add_gradcheck(sub)
+    _add_explain(sub)
+    _add_bench(sub)
+    return p
