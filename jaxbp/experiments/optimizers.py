@@ -162,7 +162,7 @@ def _figures(out: Path, results) -> list[str]:
                 x = np.asarray(r[key], float)
                 if label == "epochs":
                     x = x / (x[1] if len(x) > 1 else 1)
-                style = "--" if name.endswith("gd") else "-"
+                style = "--" if name in ("gd", "nesterov_gd") else "-"
                 ax.plot(x, r["loss"], style, lw=1.3, label=f"{name} (μ={r['lr']:g})")
             ax.set_yscale("log")
             ax.set_xlabel(label)
