@@ -1,0 +1,21 @@
+"""``python -m jaxbp.experiments NAME|all [--out DIR] [--quick] [--seed S]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jaxbp.experiments import add_arguments, run
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m jaxbp.experiments",
+        description="Run the lecture's claims as experiments: results.json, figures, a table.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
