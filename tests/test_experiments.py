@@ -1,4 +1,4 @@
-"""The lecture's claims as experiments (``jaxbp.experiments``), on their --quick settings.
+"""The lecture's claims as experiments (``jaxbp.cli.experiments``), on their --quick settings.
 
 Each experiment runs once per module (fixtures) into a temporary folder; each test
 asserts the claim the experiment is about, and that results.json and the figures exist.
@@ -17,7 +17,7 @@ import pytest
 
 import jaxbp
 from jaxbp import data, experiments
-from jaxbp.experiments import universal
+from jaxbp.cli.experiments import universal
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The ``jaxbp`` command: train, evaluate, predict, gradcheck, explain, bench.
+"""The ``jaxbp`` command: train, evaluate, predict, gradcheck, explain, experiment, bench.
 
 The application layer: it may import the library, the library never imports it.
 Every user mistake (bad argument, missing or damaged file, bad data) ends with a
@@ -54,6 +54,12 @@ def _predict(args) -> int:
     return commands.predict_command(args)
 
 
+def _experiment(args) -> int:
+    from jaxbp.cli import experiments
+
+    return experiments.run(args)
+
+
 def _bench(argv: list[str]) -> int:
     """``jaxbp bench``: the harness lives in the checkout's benchmarks/, not in the package."""
     root = Path(__file__).resolve().parents[2]
@@ -76,6 +82,7 @@ _COMMANDS = {
     "predict": _predict,
     "gradcheck": _gradcheck,
     "explain": _explain,
+    "experiment": _experiment,
 }
 
 

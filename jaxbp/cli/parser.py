@@ -257,6 +257,18 @@ def _add_predict(sub) -> None:
     )
 
 
+def _add_experiment(sub) -> None:
+    from jaxbp.cli import experiments
+
+    p = sub.add_parser(
+        "experiment",
+        help="the lecture's claims as experiments: numbers, figures, a table (docs/experiments.md)",
+        description="Run a claim of the lecture as an experiment: OUT/NAME/results.json "
+        "and PNG figures.",
+    )
+    experiments.add_arguments(p)
+
+
 def _add_bench(sub) -> None:
     # Listed for --help only: main() hands `jaxbp bench ...` to benchmarks/run.py.
     sub.add_parser(
@@ -273,7 +285,7 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="jaxbp",
         description="A two-layer network f(x) = h(W σ(Vx)) with hand-written backpropagation: "
-        "train, evaluate, predict, gradcheck, explain, bench.",
+        "train, evaluate, predict, gradcheck, explain, experiment, bench.",
     )
     p.add_argument("--version", action="version", version=f"jaxbp {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -282,5 +294,6 @@ def parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_gradcheck(sub)
     _add_explain(sub)
+    _add_experiment(sub)
     _add_bench(sub)
     return p

@@ -25,7 +25,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import jaxbp
-from jaxbp.experiments import common
+from jaxbp.cli.experiments import common
 
 NAME = "bp-cost"
 CLAIM = "Backpropagation is an efficient way of computing the gradient."

@@ -21,7 +21,7 @@ import optax
 
 import jaxbp
 from jaxbp import data
-from jaxbp.experiments import common
+from jaxbp.cli.experiments import common
 
 NAME = "features"
 CLAIM = "The network extracts features z and puts them into a linear model."

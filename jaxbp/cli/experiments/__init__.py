@@ -1,6 +1,6 @@
 """The lecture's claims as experiments: each one regenerates its figures in one command.
 
-``python -m jaxbp.experiments NAME --out DIR`` (NAME one of :data:`NAMES`, or ``all``)
+``jaxbp experiment NAME --out DIR`` (NAME one of :data:`NAMES`, or ``all``)
 runs the experiment into ``DIR/NAME/``: ``results.json`` (the numbers, the settings,
 library versions and timings, written atomically) and one or more PNG figures, and
 prints a short table. ``--quick`` is the small version the test suite runs.
@@ -31,7 +31,7 @@ def module(name: str):
     """The module implementing experiment ``name`` (imported on first use)."""
     if name not in _MODULES:
         raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(NAMES)}")
-    return importlib.import_module(f"jaxbp.experiments.{_MODULES[name]}")
+    return importlib.import_module(f"jaxbp.cli.experiments.{_MODULES[name]}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

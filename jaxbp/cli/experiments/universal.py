@@ -27,7 +27,7 @@ import optax
 
 import jaxbp
 from jaxbp import data
-from jaxbp.experiments import common
+from jaxbp.cli.experiments import common
 
 NAME = "universal"
 CLAIM = "One hidden layer NN can approximate almost arbitrary target g."

@@ -1,16 +1,16 @@
-"""``python -m jaxbp.experiments NAME|all [--out DIR] [--quick] [--seed S]``."""
+"""``jaxbp experiment NAME|all [--out DIR] [--quick] [--seed S]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from jaxbp.experiments import add_arguments, run
+from jaxbp.cli.experiments import add_arguments, run
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m jaxbp.experiments",
+        prog="jaxbp experiment",
         description="Run the lecture's claims as experiments: results.json, figures, a table.",
     )
     add_arguments(parser)

@@ -28,7 +28,7 @@ import optax
 
 import jaxbp
 from jaxbp import data
-from jaxbp.experiments import common
+from jaxbp.cli.experiments import common
 
 NAME = "optimizers"
 CLAIM = "Which algorithm should we choose? Gradient descent or accelerated gradient descent?"
