@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from jaxbp.epoch import compile_epoch, data_sharding, shuffle_order
 from jaxbp.gradients import METHODS, grad_fn
-from jaxbp.model import Net, check_net
+from jaxbp.model import Net, check_net, forward_pass
 from jaxbp.optimizers import with_weight_decay
 from jaxbp.params import Params
 from jaxbp.validate import check_params, checked_data
@@ -177,6 +177,7 @@ class LoopOptions(NamedTuple):
     patience: int | None = None
     progress: bool | None = None
     callback: Callable | None = None
+    usable: Callable[[Params], bool] | None = None  # is θ's training loss finite?
 
 
 def _row(epoch: int, stats: dict, seconds: float, classifier: bool) -> dict:
@@ -207,12 +208,14 @@ def run_epochs(epoch_fn, state: TrainState, data: tuple, orders, options: LoopOp
     epoch's history record is appended after the epoch has finished, and the result
     is committed in one assignment after that. With a model axis (``stats["ok"]`` of
     shape (m,)), a diverged model stays frozen while the others train on, and
-    ``status`` is a list of m statuses. On Ctrl-C it raises :class:`Interrupted`
+    ``status`` is a list of m statuses. After divergence the result is the last
+    epoch whose θ is finite and, when ``options.usable`` is given, whose training
+    loss is finite too (else the epoch before it). On Ctrl-C it raises :class:`Interrupted`
     carrying the last committed epoch, with the history trimmed to match it.
     """
     X, Y, Xv, Yv = data
     params, opt_state, start, history = state
-    committed = FitResult(params, opt_state, history, "completed", start)
+    committed = previous = FitResult(params, opt_state, history, "completed", start)
     rows = len(history["epoch"])
     best, waited, status, diverged = (math.inf, committed), 0, "completed", None
     show = sys.stderr.isatty() if options.progress is None else options.progress
@@ -227,12 +230,19 @@ def run_epochs(epoch_fn, state: TrainState, data: tuple, orders, options: LoopOp
                 diverged = ~ok if diverged is None else diverged | ~ok
             elif not ok:
                 status = "diverged"
-                history.setdefault("diverged_epoch", []).append(k + 1)
+                if options.usable and committed is not previous:
+                    if not options.usable(committed.params):  # finite θ, infinite loss
+                        committed, rows = previous, rows - 1
+                        for name in new_history(options.classifier):
+                            del history[name][rows:]
+                history.setdefault("diverged_epoch", []).append(committed.epoch + 1)
+                params, opt_state = committed.params, committed.opt_state
                 break
             row = _row(k + 1, stats, time.perf_counter() - t0, options.classifier)
             for name, value in row.items():
                 history[name].append(value)
             params, opt_state = new_params, new_state
+            previous = committed
             committed, rows = FitResult(params, opt_state, history, status, k + 1), rows + 1
             bar.set_postfix(_postfix(row))
             if diverged is not None and diverged.all():
@@ -386,7 +396,14 @@ def fit(
     epoch_fn = compile_epoch(
         net, optimizer, n=n, batch_size=batch_size, grad=grad, sharding=sharding
     )
-    options = LoopOptions(epochs, net.is_classifier, early_stopping, progress, callback)
+
+    def usable(p) -> bool:  # checked once, after a divergence only
+        return bool(np.isfinite(jax.jit(loss_of)(p, X, Y)))
+
+    def loss_of(p, X, Y):
+        return jnp.mean(forward_pass(net, p, X, Y).loss)
+
+    options = LoopOptions(epochs, net.is_classifier, early_stopping, progress, callback, usable)
     return run_epochs(
         epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv),
         lambda k: shuffle_order(shuffle_key, k, n), options,

@@ -106,5 +106,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jaxbp {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"jaxbp {args.command}: interrupted", file=sys.stderr)
+        print(f"jaxbp {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args) -> str:
+    """For an interrupted ``train``: where its saved epochs are, when a checkpoint exists."""
+    folder = getattr(args, "resume", None) or getattr(args, "out", None)
+    if args.command != "train" or not folder:
+        return ""
+    try:
+        from jaxbp import checkpoint
+
+        epoch = checkpoint.load(Path(folder) / "checkpoint.npz").epoch
+    except (ValueError, OSError):
+        return "; nothing was saved"
+    return (
+        f"; epochs up to {epoch} are saved in {folder}; "
+        f"continue with: jaxbp train --resume {folder}"
+    )

@@ -8,7 +8,6 @@ library.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import signal
@@ -63,7 +62,6 @@ def train_command(args) -> int:
     cfg = cfg.with_data(ds)
     out = Path(args.out) if args.out else runs.default_folder(cfg)
     runs.prepare_folder(out, overwrite=args.overwrite)
-    runs.write_config(out, cfg)
     if cfg.seeds > 1:
         return sweep(cfg, ds, out, quiet=args.quiet)
     net = cfg.net()
@@ -80,8 +78,10 @@ def _resume(args, flags) -> int:
     cfg, notes = stored.resumed_with(flags)
     use_precision(cfg)
     ds = cfg.load_data()
-    if cfg.with_data(ds) != dataclasses.replace(cfg, head=cfg.head):
-        raise runs.RunError(f"the data {cfg.data} no longer matches {out / runs.CONFIG}")
+    if cfg.with_data(ds) != cfg:
+        raise runs.RunError(
+            f"the data {cfg.data} no longer matches {out / runs.CONFIG} (sizes, classes or scaler)"
+        )
     net = cfg.net()
     init_key, fit_key = cfg.keys()
     template = cfg.make_optimizer(len(ds.X_train)).init(cfg.init_params(net, init_key))
@@ -94,7 +94,6 @@ def _resume(args, flags) -> int:
         return 0
     for note in notes:
         print(f"jaxbp train: resuming with {note}", file=sys.stderr)
-    runs.write_config(out, cfg)
     state = (ckpt.params, ckpt.opt_state, ckpt.epoch, ckpt.history)
     return _train(cfg, ds, out, None, state, fit_key, quiet=args.quiet)
 
@@ -132,6 +131,8 @@ def _train(cfg: RunConfig, ds, out: Path, params, state, fit_key, *, quiet: bool
     unsaved = result.epoch > state.epoch and saver.saved_epoch != result.epoch
     if unsaved or (result.status != "stopped" and not (out / runs.CHECKPOINT).exists()):
         saver.save(result)  # an interrupted run with no epoch done saves nothing
+    if not (out / runs.CHECKPOINT).exists():  # interrupted before the first epoch ended
+        return _exit(cfg, result, out)
     files = runs.write_outputs(out, cfg, ds, net, result)
     print(_summary(cfg, ds, net, result, out, files))
     return _exit(cfg, result, out)
@@ -251,7 +252,7 @@ def predict_command(args) -> int:
     from jaxbp import data
 
     cfg, ckpt = _load_run(args.run)
-    X_raw = data.read_features(args.input, drop=cfg.target)
+    X_raw = data.read_features(args.input, drop=cfg.target, columns=cfg.features)
     X = cfg.standardise(X_raw)
     net, params = ckpt.net, ckpt.params
     buffer = io.StringIO()
@@ -310,6 +311,7 @@ def sweep(cfg: RunConfig, ds, out: Path, *, quiet: bool) -> int:
     atomic.write_text(
         out / runs.SWEEP, json.dumps({"models": rows, "history": result.history}, indent=1)
     )
+    runs.write_config(out, cfg)
     metric = "accuracy" if net.is_classifier else "mse"
     lines = [f"{'seed':>6}  {'status':<10} {'test loss':>10} {'test ' + metric:>14}"]
     for r in rows:

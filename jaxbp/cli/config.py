@@ -79,6 +79,7 @@ class RunConfig:
     task: str | None = None
     classes: tuple | None = None
     scaler: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    features: tuple[str, ...] | None = None  # CSV column names, matched by name on predict
 
     def __post_init__(self):
         for name, check, want in _FIELDS:
@@ -96,6 +97,8 @@ class RunConfig:
                 raise ConfigError("scaler holds a non-finite mean or std")
             if not all(v > 0 for v in self.scaler[1]):
                 raise ConfigError("scaler holds a std <= 0")
+        if self.features is not None and self.d is not None and len(self.features) != self.d:
+            raise ConfigError(f"features must name d={self.d} columns, got {len(self.features)}")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"classes must be distinct, got {list(self.classes)}")
 
@@ -116,6 +119,11 @@ class RunConfig:
         head = heads.for_task(self.head, ds.n_classes, where, called="--head {}")
         out = heads.get(head).width_for(ds.n_classes, where) if ds.n_classes else ds.n_outputs
         mean, std = ds.scaler if ds.scaler is not None else (np.zeros(ds.d), np.ones(ds.d))
+        features = None
+        if Path(self.data).suffix.lower() == ".csv":
+            from jaxbp.data import csv_columns
+
+            features = tuple(c for c in csv_columns(self.data) if c != self.target)
         return dataclasses.replace(
             self,
             head=head,
@@ -127,6 +135,7 @@ class RunConfig:
                 tuple(np.asarray(mean, float).tolist()),
                 tuple(np.asarray(std, float).tolist()),
             ),
+            features=features,
         )
 
     def resumed_with(self, flags: dict) -> tuple[RunConfig, list[str]]:
@@ -243,6 +252,11 @@ class RunConfig:
             ):
                 raise ConfigError(f"{where}: scaler must be {{'mean': [...], 'std': [...]}}")
             values["scaler"] = (tuple(scaler["mean"]), tuple(scaler["std"]))
+        if values.get("features") is not None:
+            names = values["features"]
+            if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+                raise ConfigError(f"{where}: features must be a list of column names")
+            values["features"] = tuple(names)
         try:
             return cls(**values)
         except ConfigError as err:

@@ -88,7 +88,7 @@ def load_checkpoint(run: Path, cfg: RunConfig, opt_state_like=None) -> checkpoin
             f"{path} is missing: the run saved no checkpoint yet (interrupted before its first "
             "epoch ended?)"
         )
-    ckpt = checkpoint.load(path, opt_state_like=opt_state_like)
+    ckpt = checkpoint.load(path)  # first the network and shapes against config.json
     want = cfg.net()
     if ckpt.net != want:
         raise RunError(
@@ -104,6 +104,8 @@ def load_checkpoint(run: Path, cfg: RunConfig, opt_state_like=None) -> checkpoin
         raise RunError(f"{path} {has} offsets b, c, but {CONFIG} says bias={cfg.bias}")
     if np.dtype(ckpt.params.V.dtype) != np.dtype(cfg.dtype):
         raise RunError(f"{path}: params are {ckpt.params.V.dtype}, {CONFIG} says x64={cfg.x64}")
+    if opt_state_like is not None:  # then the optimizer state against the config's optimizer
+        ckpt = checkpoint.load(path, opt_state_like=opt_state_like)
     return ckpt
 
 
@@ -122,12 +124,14 @@ def save_checkpoint(out: Path, cfg: RunConfig, result: FitResult, key) -> None:
 class Saver:
     """The ``fit`` callback: keep the latest epoch, checkpoint it every few seconds.
 
-    ``stop`` (set by the CLI's Ctrl-C handler) makes ``fit`` stop after the current epoch.
+    ``config.json`` is written with the first checkpoint, so a run folder holds a
+    resumable run or nothing. ``stop`` (set by the CLI's Ctrl-C handler) makes ``fit``
+    stop after the current epoch.
     """
 
     def __init__(self, out: Path, cfg: RunConfig, key):
         self.out, self.cfg, self.key = out, cfg, key
-        self.saved_epoch, self.saved_at = None, time.monotonic()
+        self.saved_epoch, self.saved_at, self.config_written = None, time.monotonic(), False
         self.latest: FitResult | None = None
         self.stop = False
 
@@ -138,6 +142,9 @@ class Saver:
         return self.stop
 
     def save(self, result: FitResult) -> None:
+        if not self.config_written:
+            write_config(self.out, self.cfg)
+            self.config_written = True
         save_checkpoint(self.out, self.cfg, result, self.key)
         self.saved_epoch, self.saved_at = result.epoch, time.monotonic()
 

@@ -255,16 +255,27 @@ def _npz_features(path: Path, X: np.ndarray) -> np.ndarray:
     return X
 
 
-def read_features(path, *, drop: str | None = None) -> np.ndarray:
+def read_features(
+    path, *, drop: str | None = None, columns: list[str] | tuple[str, ...] | None = None
+) -> np.ndarray:
     """Raw (unstandardised) inputs X (n, d) for prediction, as float64.
 
-    From a CSV with a header: every column except ``drop`` (e.g. the training
-    target, when present). From a .npz: the array ``X`` (``y`` is not needed).
+    From a CSV with a header: the named ``columns`` in that order (the features a
+    run was trained on, matched by name; other columns are ignored), or every
+    column except ``drop`` (e.g. the training target) when ``columns`` is None.
+    From a .npz: the array ``X`` (``y`` is not needed).
     """
     suffix = Path(os.fspath(path)).suffix.lower()
     if suffix == ".csv":
         path, header, rows = _read_csv(path)
-        columns = [name for name in header if name != drop]
+        if columns is not None:
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path}: the run's feature column {missing[0]!r} is missing; the run "
+                    f"needs {quote_names(list(columns))}, the file has {quote_names(header)}"
+                )
+        columns = [c for c in header if c != drop] if columns is None else list(columns)
         if not rows or not columns:
             raise DataError(f"{path}: no feature rows or columns to predict on")
         return np.stack(
