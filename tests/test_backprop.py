@@ -13,35 +13,19 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import problems
 import pytest
 
 import jaxbp
 from jaxbp import activations, backprop, gradients, heads
 
-D, M, N = 3, 4, 5
+D, M, N = problems.D, problems.M, problems.N
 K = {"squared": 2, "logistic": 1, "softmax": 3}
 
 
 def problem(activation="tanh", head="softmax", *, bias=False, dtype=np.float32, seed=0):
-    """A net, θ from jaxbp.init (random offsets when bias) and a batch (X, Y) in rows form."""
-    net = jaxbp.Net(activation=activation, head=head)
-    rng = np.random.default_rng(seed)
-    params = jaxbp.init(
-        net, jax.random.key(seed), d=D, hidden=M, out=K[head], bias=bias, dtype=dtype
-    )
-    if bias:
-        params = params._replace(
-            b=jnp.asarray(rng.standard_normal(M), dtype),
-            c=jnp.asarray(rng.standard_normal(K[head]), dtype),
-        )
-    X = jnp.asarray(rng.standard_normal((N, D)), dtype)
-    if head == "softmax":
-        Y = jnp.asarray(np.eye(K[head], dtype=dtype)[rng.integers(0, K[head], N)])
-    elif head == "logistic":
-        Y = jnp.asarray(rng.choice(np.array([-1.0, 1.0], dtype), (N, 1)))
-    else:
-        Y = jnp.asarray(rng.standard_normal((N, K[head])), dtype)
-    return net, params, X, Y
+    """A net, θ (random offsets when bias) and a batch (X, Y) in rows form."""
+    return problems.problem(activation, head, K=K[head], bias=bias, dtype=dtype, seed=seed)
 
 
 def rel_err(g1, g2) -> float:

@@ -7,32 +7,18 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import problems
 import pytest
 
 import jaxbp
 
-D, M, N = 3, 4, 5
+D, M, N = problems.D, problems.M, problems.N
 K = {"squared": 2, "logistic": 1, "softmax": 3}
 HEADS = tuple(K)
 
 
 def problem(head, *, activation="tanh", bias=True, seed=0):
-    net = jaxbp.Net(activation=activation, head=head)
-    rng = np.random.default_rng(seed)
-    params = jaxbp.init(net, jax.random.key(seed), d=D, hidden=M, out=K[head], bias=bias)
-    if bias:
-        params = params._replace(
-            b=jnp.asarray(rng.standard_normal(M), jnp.float32),
-            c=jnp.asarray(rng.standard_normal(K[head]), jnp.float32),
-        )
-    X = rng.standard_normal((N, D)).astype(np.float32)
-    if head == "softmax":
-        Y = np.eye(K[head], dtype=np.float32)[rng.integers(0, K[head], N)]
-    elif head == "logistic":
-        Y = rng.choice(np.array([-1.0, 1.0], np.float32), (N, 1))
-    else:
-        Y = rng.standard_normal((N, K[head])).astype(np.float32)
-    return net, params, jnp.asarray(X), jnp.asarray(Y)
+    return problems.problem(activation, head, K=K[head], bias=bias, seed=seed)
 
 
 def reference(head, params, X, Y):

@@ -11,34 +11,20 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import problems
 import pytest
 
 import jaxbp
 from jaxbp import activations, heads
 from jaxbp.oracle import relative_error
 
-D, M, N = 3, 4, 5
+D, M, N = problems.D, problems.M, problems.N
 K = {"squared": 3, "logistic": 1, "softmax": 3}  # as test_properties' gradcheck
 
 
 def problem(activation, head, *, bias=True, seed=0):
     """float32 θ and data, as a user would pass them (gradcheck casts to float64 itself)."""
-    net = jaxbp.Net(activation=activation, head=head)
-    rng = np.random.default_rng(seed)
-    params = jaxbp.init(net, jax.random.key(seed), d=D, hidden=M, out=K[head], bias=bias)
-    if bias:
-        params = params._replace(
-            b=jnp.asarray(rng.standard_normal(M), jnp.float32),
-            c=jnp.asarray(rng.standard_normal(K[head]), jnp.float32),
-        )
-    X = rng.standard_normal((N, D)).astype(np.float32)
-    if head == "softmax":
-        Y = rng.integers(0, K[head], N)
-    elif head == "logistic":
-        Y = rng.choice(np.array([-1.0, 1.0], np.float32), N)
-    else:
-        Y = rng.standard_normal((N, K[head])).astype(np.float32)
-    return net, params, X, Y
+    return problems.problem(activation, head, K=K[head], bias=bias, seed=seed, rows=False)
 
 
 # gradcheck runs eagerly, and the first call for a configuration compiles every operation:

@@ -16,7 +16,8 @@ import optax
 import pytest
 
 import jaxbp
-from jaxbp import data, experiments
+from jaxbp import data
+from jaxbp.cli import experiments
 from jaxbp.cli.experiments import universal
 
 
