@@ -7,6 +7,11 @@ Who checks what:
   ``batch_grad``, ``per_sample_grads``, ``per_sample_grad_norms``,
   ``autodiff_grad``, ``gradcheck``, ``fit``). Shapes are static, so these checks
   run under ``jax.jit`` too, at trace time, and cost nothing at run time.
+  Dtypes: x and y must be real (integer or floating) arrays — complex, boolean,
+  object and string arrays are refused — and θ's arrays must be floating.
+  ``net`` must be a :class:`jaxbp.Net`. Where a mean over the batch is taken
+  (``loss``, ``batch_grad``, ``autodiff_grad``, ``gradcheck``), an empty batch
+  (n = 0, a static shape) is refused too.
 - Label values (integer class ids in [0, K), ±1 for logistic) are checked by the
   same functions when the labels are concrete arrays; under ``jax.jit`` they are
   not (the values are unknown at trace time).
