@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from jaxbp.model import Cache, Net, forward_pass, logits
 from jaxbp.params import Params
-from jaxbp.validate import check_batch, check_inputs, check_params
+from jaxbp.validate import check_batch, check_inputs, check_nonempty, check_params
 
 Array = jax.Array
 
@@ -59,8 +59,7 @@ def evaluate(net: Net, params: Params, X, Y) -> dict[str, float]:
     MSE is the mean over samples and outputs of (f(x) − y)², so loss = K · MSE.
     """
     X, Y = check_batch(net, params, X, Y, kind="batch")
-    if X.shape[0] == 0:
-        raise ValueError(f"X is empty (shape {X.shape}); need at least one sample")
+    check_nonempty(X)
     cache = forward_pass(net, params, X, Y)
     out = {"loss": float(jnp.mean(cache.loss))}
     if net.is_classifier:

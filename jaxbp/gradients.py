@@ -22,7 +22,7 @@ from jaxbp.backprop import matrix_grad, vmap_grad
 from jaxbp.model import Net
 from jaxbp.oracle import autodiff_batch_grad
 from jaxbp.params import Params
-from jaxbp.validate import check_batch
+from jaxbp.validate import check_batch, check_nonempty
 
 Array = jax.Array
 
@@ -34,17 +34,18 @@ _ROUTES: dict[str, Callable] = {
 METHODS: tuple[str, ...] = tuple(_ROUTES)
 
 
-def grad_fn(method: str) -> Callable:
+def grad_fn(method: str, name: str = "method") -> Callable:
     """The batch gradient (net, params, X, Y) ↦ (∇L(θ), forward cache) for ``method``.
 
     Unchecked: X and Y must already be converted (``jaxbp.validate.check_batch``).
 
     Raises:
-        ValueError: for a method not in :data:`METHODS`.
+        ValueError: for a method not in :data:`METHODS`; the message names the argument
+            ``name`` (``method`` for ``batch_grad``, ``grad`` for ``fit``).
     """
     if not isinstance(method, str) or method not in _ROUTES:
         raise ValueError(
-            f"unknown gradient method {method!r}; expected one of {', '.join(METHODS)}"
+            f"unknown gradient method {method!r} ({name}=); expected one of {', '.join(METHODS)}"
         )
     return _ROUTES[method]
 
@@ -55,6 +56,8 @@ def batch_grad(net: Net, params: Params, X: Array, Y: Array, method: str = "matr
     Args:
         method: ``"matrix"`` (hand-written matrix-form BP, the default), ``"vmap"``
             (mean of ``jax.vmap(manual_grad)``) or ``"autodiff"`` (``jax.grad``).
+
+    Raises ``ValueError`` for an empty batch (n = 0): L(θ) is a mean over no samples.
 
     To jit, close over the method: ``jax.jit(functools.partial(batch_grad, method="vmap"))``.
 
@@ -69,4 +72,5 @@ def batch_grad(net: Net, params: Params, X: Array, Y: Array, method: str = "matr
     """
     grad = grad_fn(method)
     X, Y = check_batch(net, params, X, Y, kind="batch")
+    check_nonempty(X)
     return grad(net, params, X, Y)[0]

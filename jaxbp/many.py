@@ -28,19 +28,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxbp.model import Net, check_net
+from jaxbp.model import Net
 from jaxbp.params import Params, init
 from jaxbp.train import (
     FitResult,
     LoopOptions,
     TrainState,
     check_fit_args,
+    checked_validation,
     compile_epoch,
     new_history,
     run_epochs,
     shuffle_order,
 )
-from jaxbp.validate import checked_data
+from jaxbp.validate import check_net, check_real, checked_data
 
 Array = jax.Array
 
@@ -51,16 +52,59 @@ def init_many(net: Net, keys: Array, *, scales=None, **init_kwargs) -> Params:
     ``scales`` (m,), if given, multiplies model i's weights V, W by ``scales[i]``
     (all init schemes are zero-mean normal, so this is the init with std × scale).
     Other keyword arguments go to :func:`jaxbp.init`.
+
+    Raises:
+        TypeError: ``keys`` not m PRNG keys (``jax.random.split(key, m)``), ``scales``
+            not real numbers; and the errors of :func:`jaxbp.init`.
+        ValueError: ``scales`` of the wrong shape, NaN, infinite or negative.
     """
+    check_net(net)
+    m = _key_count(keys, "keys", many=True)
+    if scales is not None:
+        scales = _check_scales(scales, m)
     params = jax.vmap(lambda k: init(net, k, **init_kwargs))(keys)
     if scales is None:
         return params
     scales = jnp.asarray(scales, params.V.dtype)
-    if scales.shape != (params.V.shape[0],):
-        raise ValueError(
-            f"scales must have shape ({params.V.shape[0]},) (one per key), got {scales.shape}"
-        )
     return params._replace(V=params.V * scales[:, None, None], W=params.W * scales[:, None, None])
+
+
+def _key_count(keys, name: str, *, many: bool) -> int | None:
+    """m for m PRNG keys (typed (m,) or raw uint32 (m, 2)); None for one key if not ``many``."""
+    dtype, shape = getattr(keys, "dtype", None), getattr(keys, "shape", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == () and not many:
+            return None
+        if len(shape) == 1 and shape[0] >= 1:
+            return shape[0]
+    elif dtype == jnp.uint32:
+        if shape == (2,) and not many:
+            return None
+        if len(shape) == 2 and shape[1] == 2 and shape[0] >= 1:
+            return shape[0]
+    want = "m PRNG keys, e.g. jax.random.split(jax.random.key(0), m)"
+    if not many:
+        want = "one PRNG key (jax.random.key(0)) or " + want
+    raise TypeError(
+        f"{name} must be {want}; got {type(keys).__name__}"
+        + (f" of dtype {dtype} and shape {shape}" if dtype is not None else "")
+    )
+
+
+def _check_scales(scales, m: int) -> np.ndarray:
+    """``scales`` as m finite numbers >= 0, else an error naming ``scales``."""
+    values = np.asarray(scales)
+    if (
+        values.dtype == bool
+        or not np.issubdtype(values.dtype, np.number)
+        or np.iscomplexobj(values)
+    ):
+        raise TypeError(f"scales must be real numbers, one per key, got dtype {values.dtype}")
+    if values.shape != (m,):
+        raise ValueError(f"scales must have shape ({m},) (one per key), got {values.shape}")
+    for i, value in enumerate(values.tolist()):
+        check_real(value, f"scales[{i}] (scales)")
+    return values
 
 
 def _model(params: Params, i: int) -> Params:
@@ -71,6 +115,11 @@ def _with_hyperparams(opt_state, hyperparams: dict, m: int):
     """Write per-model values into an ``optax.inject_hyperparams`` state."""
     if not hyperparams:
         return opt_state
+    if not isinstance(hyperparams, dict):
+        raise TypeError(
+            f"hyperparams must be a dict of per-model values, e.g. {{'learning_rate': lrs}}, "
+            f"got {type(hyperparams).__name__}"
+        )
     if not hasattr(opt_state, "hyperparams"):
         raise TypeError(
             "hyperparams= needs an optimizer made with optax.inject_hyperparams, e.g. "
@@ -126,7 +175,7 @@ def fit_many(
         (``jaxbp.train.run_epochs``) over a leading model axis.
     """
     check_net(net)
-    epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad)
+    epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad, progress=progress)
     if not hasattr(params, "V") or getattr(params.V, "ndim", 0) != 3:
         raise ValueError("params must be stacked along a leading model axis (V of shape (m, M, d))")
     m = params.V.shape[0]
@@ -134,7 +183,7 @@ def fit_many(
     X, Y = checked_data(net, first, X, Y)
     Xv = Yv = None
     if validation is not None:
-        Xv, Yv = checked_data(net, first, *validation, names=("validation[0]", "validation[1]"))
+        Xv, Yv = checked_validation(net, first, validation)
     n = X.shape[0]
     orders = _orders(key, m, n)
     batch_size = n if batch_size is None else min(batch_size, n)
@@ -151,12 +200,11 @@ def _orders(key, m: int, n: int):
 
     Model i draws exactly the orders of ``fit(..., key=key[i])``.
     """
+    count = _key_count(key, "key", many=False)
     keys = jnp.asarray(key)
-    if keys.ndim == 1:
-        if keys.shape[0] != m:
-            raise ValueError(
-                f"key must be one key or {m} keys (one per model), got {keys.shape[0]}"
-            )
+    if count is not None:
+        if count != m:
+            raise ValueError(f"key must be one key or {m} keys (one per model), got {count}")
         shuffle_keys = jax.vmap(jax.random.split)(keys)[:, 1]
         return lambda k: np.stack([shuffle_order(shuffle_keys[i], k, n) for i in range(m)])
     shuffle_key = jax.random.split(keys)[1]

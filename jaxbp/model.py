@@ -9,6 +9,7 @@ the matrix A = X Vᵀ whose rows are the Vxᵢ.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import jax
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 
 from jaxbp import activations, heads
 from jaxbp.params import Params
-from jaxbp.validate import check_batch, check_inputs, check_params
+from jaxbp.validate import check_batch, check_inputs, check_nonempty, check_params, check_real
 
 Array = jax.Array
 
@@ -35,7 +36,8 @@ class Net:
             ``softmax`` (K ≥ 2, one-hot labels or class ids).
         output: the squared head's output map h (any activation name; identity
             when ``None``). Must be ``None`` for the other heads.
-        negative_slope: α of ``leaky_relu`` (σ or output map), 0.01 by default.
+        negative_slope: α of ``leaky_relu`` (σ or output map), 0.01 by default; a
+            finite real number (NaN, ±inf, booleans and strings are refused).
         matmul_dtype: ``None`` (matrix products in the parameters' dtype) or
             ``"bfloat16"``: mixed precision for the batch path (forward and
             matrix-form BP) — inputs of each matrix product rounded to bfloat16,
@@ -61,6 +63,7 @@ class Net:
             )
         activations.get(self.activation)
         heads.get(self.head, self.output)
+        check_real(self.negative_slope, "negative_slope", low=-math.inf)
         if self.matmul_dtype not in MATMUL_DTYPES:
             raise ValueError(
                 f"matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}"
@@ -83,16 +86,6 @@ class Net:
 
 
 MATMUL_DTYPES = (None, "bfloat16")
-
-
-def check_net(net) -> Net:
-    """``net`` itself if it is a :class:`Net`, else a TypeError naming ``net``."""
-    if not isinstance(net, Net):
-        raise TypeError(
-            f"net must be a jaxbp.Net (e.g. jaxbp.Net(activation='relu', head='softmax')), "
-            f"got {type(net).__name__}"
-        )
-    return net
 
 
 def matmul(net: Net, a: Array, b: Array) -> Array:
@@ -179,6 +172,10 @@ def loss(net: Net, params: Params, X: Array, Y: Array) -> Array:
         >>> params = jaxbp.init(net, jax.random.key(0), d=3, hidden=4, out=2)
         >>> float(jaxbp.loss(net, params, jnp.zeros((2, 3)), jnp.array([0, 1])))
         0.693...
+
+    Raises:
+        ValueError: for an empty batch X (n = 0), whose mean is undefined.
     """
     X, Y = check_batch(net, params, X, Y)
+    check_nonempty(X)
     return jnp.mean(forward_pass(net, params, X, Y).loss)

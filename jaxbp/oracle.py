@@ -20,7 +20,7 @@ from jax.flatten_util import ravel_pytree
 from jaxbp.backprop import matrix_grad, vmap_grad
 from jaxbp.model import Cache, Net, forward_pass, loss
 from jaxbp.params import Params, init
-from jaxbp.validate import check_batch
+from jaxbp.validate import check_batch, check_nonempty, check_params, check_real
 
 Array = jax.Array
 
@@ -95,9 +95,12 @@ def gradcheck(net: Net, params: Params, X: Array, Y: Array, *, eps: float = 1e-6
         >>> r.manual_vs_autodiff < 1e-12, r.manual_vs_fd < 1e-6
         (True, True)
     """
+    check_params(net, params)  # θ as given (integer θ is refused, not cast)
+    eps = check_real(eps, "eps", low=0.0, low_ok=False)
     with jax.enable_x64(True):
         params64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
         X, Y = check_batch(net, params64, X, Y, kind="batch")
+        check_nonempty(X)
         X, Y = jnp.asarray(X, jnp.float64), jnp.asarray(Y, jnp.float64)
         oracle = autodiff_batch_grad(net, params64, X, Y)[0]
         fd = finite_difference_grad(net, params64, X, Y, eps)

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxbp.validate import check_key, check_net, check_real
+
 Array = jax.Array
 
 
@@ -35,6 +37,8 @@ SCHEMES: tuple[str, ...] = (*_VARIANCE, "normal")
 
 def _initializer(scheme: str, scale: float):
     """A ``jax.nn.initializers`` function for weights stored as (fan_out, fan_in)."""
+    if not isinstance(scheme, str):
+        raise TypeError(f"scheme must be a name (str), got {type(scheme).__name__}")
     if scheme == "normal":
         return jax.nn.initializers.normal(stddev=scale)
     if scheme not in _VARIANCE:
@@ -59,7 +63,10 @@ def _check_dims(**dims: int) -> dict[str, int]:
 
 
 def _resolve_dtype(dtype) -> jnp.dtype:
-    dtype = jnp.dtype(dtype)
+    try:
+        dtype = jnp.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype must be a floating dtype, got {dtype!r}") from err
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating dtype, got {dtype}")
     if dtype.itemsize == 8 and not jax.config.jax_enable_x64:
@@ -94,14 +101,25 @@ def init(
     For the first three, ``scale`` multiplies the standard deviation. Offsets b, c
     start at zero when ``bias=True``.
 
+    The default dtype is float32 even when ``jax_enable_x64`` is on: pass
+    ``dtype=jnp.float64`` to get float64 parameters (inputs are then cast to θ's dtype).
+
     Args:
         net: the :class:`jaxbp.Net`; its head fixes the admissible ``out``.
         key: a JAX PRNG key (``jax.random.key(0)``).
         d, hidden, out: input size d, hidden width M, output size K.
         bias: whether to include offsets b (M,) and c (K,).
         scheme: one of ``he``, ``glorot``, ``lecun``, ``normal``.
-        scale: std for ``normal``; a multiplier of the std otherwise.
-        dtype: float32 (default) or float64 (needs ``jax_enable_x64``).
+        scale: std for ``normal``; a multiplier of the std otherwise. A finite
+            number >= 0.
+        dtype: float32 (default, also under ``jax_enable_x64``) or float64 (needs
+            ``jax_enable_x64``).
+
+    Raises:
+        TypeError: ``net`` not a :class:`jaxbp.Net`, ``key`` not a PRNG key, ``bias``
+            not a bool, ``scale`` not a number, ``dtype`` not floating.
+        ValueError: sizes not positive integers, ``out`` not allowed by the head,
+            an unknown ``scheme``, ``scale`` NaN, infinite or negative.
 
     Example:
         >>> import jax, jaxbp
@@ -110,8 +128,13 @@ def init(
         >>> params.V.shape, params.W.shape, params.b
         ((128, 64), (10, 128), None)
     """
+    check_net(net)
+    check_key(key)
     d, hidden, out = _check_dims(d=d, hidden=hidden, out=out).values()
     net.loss_head.check_width(out, "out")
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be True or False, got {type(bias).__name__} {bias!r:.40}")
+    scale = check_real(scale, "scale")
     dtype = _resolve_dtype(dtype)
     initializer = _initializer(scheme, scale)
     key_v, key_w = jax.random.split(key)

@@ -19,17 +19,16 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from tqdm.auto import tqdm
 
 from jaxbp.epoch import compile_epoch, data_sharding, shuffle_order
 from jaxbp.gradients import METHODS, grad_fn
-from jaxbp.model import Net, check_net, forward_pass
+from jaxbp.model import Net, forward_pass
 from jaxbp.optimizers import with_weight_decay
 from jaxbp.params import Params
-from jaxbp.validate import check_params, checked_data
+from jaxbp.validate import check_key, check_net, check_params, checked_data
 
 Array = jax.Array
 
@@ -120,7 +119,9 @@ def _positive_int(value, name: str, *, none_ok: bool = False) -> int | None:
     return int(value)
 
 
-def check_fit_args(optimizer, epochs, batch_size, grad, callback=None) -> tuple[int, int | None]:
+def check_fit_args(
+    optimizer, epochs, batch_size, grad, callback=None, progress=None
+) -> tuple[int, int | None]:
     """The checks shared by ``fit`` and ``fit_many``; returns (epochs, batch_size) as ints."""
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(
@@ -129,7 +130,9 @@ def check_fit_args(optimizer, epochs, batch_size, grad, callback=None) -> tuple[
         )
     epochs = _positive_int(epochs, "epochs")
     batch_size = _positive_int(batch_size, "batch_size", none_ok=True)
-    grad_fn(grad)
+    grad_fn(grad, "grad")
+    if progress is not None and not isinstance(progress, bool | np.bool_):
+        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable(epoch, result), got {type(callback).__name__}")
     return epochs, batch_size
@@ -280,13 +283,18 @@ def _validation_data(net, params, X, Y, validation, fraction, early_stopping, sp
         return X[perm[n_val:]], Y[perm[n_val:]], X[perm[:n_val]], Y[perm[:n_val]]
     if validation is None:
         return X, Y, None, None
+    Xv, Yv = checked_validation(net, params, validation)
+    return X, Y, Xv, Yv
+
+
+def checked_validation(net, params, validation) -> tuple[Array, Array]:
+    """``validation=(Xv, Yv)`` checked as :func:`jaxbp.check_data` does; TypeError if not a pair."""
     if not isinstance(validation, tuple | list) or len(validation) != 2:
         raise TypeError(
             f"validation must be a pair (Xv, Yv), got {type(validation).__name__}"
             + (f" of length {len(validation)}" if isinstance(validation, tuple | list) else "")
         )
-    Xv, Yv = checked_data(net, params, *validation, names=("validation[0]", "validation[1]"))
-    return X, Y, Xv, Yv
+    return checked_data(net, params, *validation, names=("validation[0]", "validation[1]"))
 
 
 def fit(
@@ -371,7 +379,7 @@ def fit(
         True
     """
     check_net(net)
-    epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad, callback)
+    epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad, callback, progress)
     if early_stopping is not None:
         early_stopping = _positive_int(early_stopping, "early_stopping")
     if state is not None and isinstance(state, TrainState):
@@ -379,7 +387,7 @@ def fit(
     check_params(net, params)
     opt_state, start, history = _resume(state, opt_state, initial_epoch, history, net.is_classifier)
     X, Y = checked_data(net, params, X, Y)
-    split_key, shuffle_key = jax.random.split(_check_key(key))
+    split_key, shuffle_key = jax.random.split(check_key(key))
     X, Y, Xv, Yv = _validation_data(
         net, params, X, Y, validation, validation_fraction, early_stopping, split_key
     )
@@ -408,19 +416,6 @@ def fit(
         epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv),
         lambda k: shuffle_order(shuffle_key, k, n), options,
     )  # fmt: skip
-
-
-def _check_key(key) -> Array:
-    """A typed PRNG key (``jax.random.key``) or a raw uint32 key; else a TypeError naming key."""
-    dtype = getattr(key, "dtype", None)
-    if dtype is not None and (
-        jnp.issubdtype(dtype, jax.dtypes.prng_key) or (dtype == jnp.uint32 and key.shape == (2,))
-    ):
-        return key
-    raise TypeError(
-        f"key must be a JAX PRNG key such as jax.random.key(0), got {type(key).__name__}"
-        + (f" of dtype {dtype}" if dtype is not None else "")
-    )
 
 
 def _opt_state(optimizer, params: Params, opt_state):

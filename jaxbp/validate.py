@@ -7,6 +7,11 @@ Who checks what:
   ``batch_grad``, ``per_sample_grads``, ``per_sample_grad_norms``,
   ``autodiff_grad``, ``gradcheck``, ``fit``). Shapes are static, so these checks
   run under ``jax.jit`` too, at trace time, and cost nothing at run time.
+  Dtypes: x and y must be real (integer or floating) arrays — complex, boolean,
+  object and string arrays are refused — and θ's arrays must be floating.
+  ``net`` must be a :class:`jaxbp.Net`. Where a mean over the batch is taken
+  (``loss``, ``batch_grad``, ``autodiff_grad``, ``gradcheck``), an empty batch
+  (n = 0, a static shape) is refused too.
 - Label values (integer class ids in [0, K), ±1 for logistic) are checked by the
   same functions when the labels are concrete arrays; under ``jax.jit`` they are
   not (the values are unknown at trace time).
@@ -20,6 +25,9 @@ for wrong shapes or values, ``TypeError`` for wrong types.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,8 +39,60 @@ def _shape_of(a, name: str):
     return a.shape
 
 
+def check_net(net):
+    """``net`` itself if it is a :class:`jaxbp.Net`, else a TypeError naming ``net``."""
+    from jaxbp.model import Net  # model imports this module: import at call time
+
+    if not isinstance(net, Net):
+        raise TypeError(
+            f"net must be a jaxbp.Net (e.g. jaxbp.Net(activation='relu', head='softmax')), "
+            f"got {type(net).__name__}"
+        )
+    return net
+
+
+def check_key(key, name: str = "key"):
+    """A typed PRNG key (``jax.random.key``) or a raw uint32 key (2,); else a TypeError."""
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    if dtype is not None and (
+        (jnp.issubdtype(dtype, jax.dtypes.prng_key) and shape == ())
+        or (dtype == jnp.uint32 and shape == (2,))
+    ):
+        return key
+    raise TypeError(
+        f"{name} must be a JAX PRNG key such as jax.random.key(0), got {type(key).__name__}"
+        + (f" of dtype {dtype} and shape {shape}" if dtype is not None else "")
+    )
+
+
+def check_real(value, name: str, *, low: float = 0.0, low_ok: bool = True) -> float:
+    """``value`` as a float if it is a finite real number ≥ ``low`` (> ``low`` unless ``low_ok``).
+
+    Raises ``TypeError`` for a non-number (booleans and strings included) and
+    ``ValueError`` for NaN, ±inf or a value out of range; both name ``name``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r:.40}")
+    value = float(value)
+    if not math.isfinite(value) or value < low or (value == low and not low_ok):
+        bound = f">= {low}" if low_ok else f"> {low}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return value
+
+
+def check_nonempty(X, name: str = "X") -> None:
+    """A ValueError naming ``name`` for a batch with no samples (n is static: works under jit)."""
+    if X.ndim == 2 and X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape}); need at least one sample")
+
+
 def check_params(net, params) -> tuple[int, int, int]:
-    """Check θ's shapes against each other and the head; return (d, M, K)."""
+    """Check ``net``, θ's shapes against each other and the head, and θ's dtypes (floating).
+
+    Returns (d, M, K).
+    """
+    check_net(net)
     if not all(hasattr(params, field) for field in ("V", "W", "b", "c")):
         raise TypeError(f"params must be a jaxbp.Params(V, W, b, c), got {type(params).__name__}")
     V, W = _shape_of(params.V, "params.V"), _shape_of(params.W, "params.W")
@@ -54,12 +114,23 @@ def check_params(net, params) -> tuple[int, int, int]:
                 f"params.{field} must have shape {want}, got {value.shape} "
                 f"(V.shape={V}, W.shape={W})"
             )
+    for field in ("V", "W", "b", "c"):
+        value = getattr(params, field)
+        if value is not None and not jnp.issubdtype(value.dtype, jnp.floating):
+            raise TypeError(
+                f"params.{field} must be a floating-point array (float32 or float64), got dtype "
+                f"{value.dtype}; use jaxbp.init, or cast with .astype(jnp.float32)"
+            )
     net.loss_head.check_width(K, "params.W.shape[0]")
     return d, M, K
 
 
 def _numeric(a, name: str) -> jax.Array:
-    """``a`` as a JAX array, refusing non-numeric input with a TypeError."""
+    """``a`` as a JAX array, refusing anything but real (integer or floating) arrays.
+
+    Complex (the imaginary part would be dropped), boolean (a mask passed by mistake?),
+    object and string arrays raise a TypeError naming ``name``.
+    """
     if hasattr(a, "dtype") and hasattr(a, "shape"):
         dtype = a.dtype
     else:
@@ -67,7 +138,17 @@ def _numeric(a, name: str) -> jax.Array:
             dtype = np.asarray(a).dtype
         except (TypeError, ValueError) as err:
             raise TypeError(f"{name} must be a numeric array, got {type(a).__name__}") from err
-    if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
+    if jnp.issubdtype(dtype, jnp.bool_):
+        raise TypeError(
+            f"{name} must be a numeric array (integer or floating), got dtype bool; "
+            f"cast it with {name}.astype(float) if 0/1 values are meant"
+        )
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(
+            f"{name} must be a real numeric array, got dtype {dtype} (complex values are not "
+            "supported; the imaginary part would be dropped)"
+        )
+    if not jnp.issubdtype(dtype, jnp.number):
         raise TypeError(f"{name} must be a numeric array, got dtype {dtype}")
     return jnp.asarray(a)
 
@@ -163,8 +244,7 @@ def check_data(net, params, X, Y) -> None:
 def checked_data(net, params, X, Y, *, names: tuple[str, str] = ("X", "Y")):
     """:func:`check_data`, returning (X, Y) converted as :func:`check_batch` does."""
     Xc, Yc = check_batch(net, params, X, Y, kind="batch", names=names)
-    if Xc.shape[0] == 0:
-        raise ValueError(f"{names[0]} is empty (shape {Xc.shape}); need at least one sample")
+    check_nonempty(Xc, names[0])
     for name, arr in zip(names, (Xc, Yc), strict=True):
         finite = np.isfinite(np.asarray(arr))
         if not finite.all():

@@ -183,3 +183,41 @@ def test_squared_output_map():
     np.testing.assert_allclose(jaxbp.forward(net, params, X), f, rtol=1e-5)
     want = ((np.asarray(Y) - f) ** 2).sum(-1).mean()
     np.testing.assert_allclose(jaxbp.loss(net, params, X, Y), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("slope", "error"),
+    [
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (-float("inf"), ValueError),
+        ("a", TypeError),
+        (None, TypeError),
+        (True, TypeError),
+        (np.ones(2), TypeError),
+    ],
+)
+def test_net_negative_slope_must_be_a_finite_real(slope, error):
+    with pytest.raises(error, match="negative_slope must be"):
+        jaxbp.Net(activation="leaky_relu", negative_slope=slope)
+
+
+def test_net_negative_slope_accepts_ints_and_numpy_floats():
+    assert jaxbp.Net(negative_slope=0).negative_slope == 0
+    assert jaxbp.Net(activation="leaky_relu", negative_slope=np.float32(0.2)).sigma.name
+
+
+def test_loss_of_an_empty_batch_is_an_error_not_nan():
+    net, params, X, Y = problem("softmax")
+    with pytest.raises(ValueError, match="X is empty"):
+        jaxbp.loss(net, params, X[:0], Y[:0])
+    with pytest.raises(ValueError, match="X is empty"):
+        jax.jit(jaxbp.loss)(net, params, X[:0], Y[:0])
+
+
+def test_forward_refuses_integer_params_and_complex_x():
+    net, params, X, _ = problem("squared")
+    with pytest.raises(TypeError, match=r"params\.V must be a floating-point array"):
+        jaxbp.forward(net, params._replace(V=params.V.astype(jnp.int32)), X)
+    with pytest.raises(TypeError, match="x must be a real numeric array"):
+        jaxbp.forward(net, params, X + 1j)

@@ -130,3 +130,98 @@ def test_numpy_integer_dimensions_are_accepted():
     """Sizes often come from NumPy (``out = labels.max() + 1``); np.int64(3) is positive."""
     p = jaxbp.init(SQUARED, jax.random.key(0), d=np.int64(3), hidden=np.int32(4), out=np.int64(2))
     assert p.V.shape == (4, 3) and p.W.shape == (2, 4)
+
+
+# --- init refuses bad arguments with errors naming them ----------------------------------
+
+
+@pytest.mark.parametrize("net", [None, "relu", 3])
+def test_init_net_must_be_a_net(net):
+    with pytest.raises(TypeError, match=r"net must be a jaxbp\.Net"):
+        jaxbp.init(net, jax.random.key(0), d=3, hidden=4, out=2)
+
+
+@pytest.mark.parametrize(
+    ("scale", "error"),
+    [
+        (float("nan"), ValueError),
+        (-1.0, ValueError),
+        (float("inf"), ValueError),
+        ("1", TypeError),
+        (None, TypeError),
+        (True, TypeError),
+    ],
+)
+@pytest.mark.parametrize("scheme", ["he", "normal"])
+def test_init_scale_must_be_finite_and_non_negative(scale, error, scheme):
+    with pytest.raises(error, match="scale must be"):
+        jaxbp.init(SQUARED, jax.random.key(0), d=3, hidden=4, out=2, scheme=scheme, scale=scale)
+
+
+def test_init_accepts_numpy_scale_and_zero_scale():
+    p = jaxbp.init(SQUARED, jax.random.key(0), d=3, hidden=4, out=2, scale=np.float32(0.5))
+    assert bool(jnp.isfinite(p.V).all())
+    p = jaxbp.init(SQUARED, jax.random.key(0), d=3, hidden=4, out=2, scale=0)
+    assert float(jnp.abs(p.V).max()) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"key": 5}, TypeError, "key must be a JAX PRNG key"),
+        ({"key": None}, TypeError, "key must be a JAX PRNG key"),
+        ({"bias": "yes"}, TypeError, "bias must be True or False"),
+        ({"dtype": "nope"}, TypeError, "dtype must be a floating dtype"),
+        ({"scheme": 5}, TypeError, "scheme must be a name"),
+    ],
+)
+def test_init_refuses_bad_key_bias_dtype_scheme(kwargs, error, match):
+    kw = {"key": jax.random.key(0), "d": 3, "hidden": 4, "out": 2} | kwargs
+    with pytest.raises(error, match=match):
+        jaxbp.init(SQUARED, **kw)
+
+
+def test_init_accepts_a_raw_uint32_key():
+    p = jaxbp.init(SQUARED, jax.random.PRNGKey(0), d=3, hidden=4, out=2)
+    assert p.V.shape == (4, 3)
+
+
+def test_init_stays_float32_under_x64_unless_dtype_is_given():
+    with jax.enable_x64(True):
+        p = jaxbp.init(SQUARED, jax.random.key(0), d=3, hidden=4, out=2)
+        assert p.V.dtype == jnp.float32
+        p = jaxbp.init(SQUARED, jax.random.key(0), d=3, hidden=4, out=2, dtype=jnp.float64)
+        assert p.V.dtype == jnp.float64
+    assert "float32 even when ``jax_enable_x64`` is on" in jaxbp.init.__doc__
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"scales": [1.0, float("nan")]}, ValueError, "scales"),
+        ({"scales": [1.0, -1.0]}, ValueError, "scales"),
+        ({"scales": "a"}, TypeError, "scales must be real numbers"),
+        ({"scales": [1.0]}, ValueError, r"scales must have shape \(2,\)"),
+        ({"scale": float("nan")}, ValueError, "scale must be"),
+    ],
+)
+def test_init_many_refuses_bad_scales(kwargs, error, match):
+    keys = jax.random.split(jax.random.key(0), 2)
+    with pytest.raises(error, match=match):
+        jaxbp.init_many(SQUARED, keys, d=3, hidden=4, out=2, **kwargs)
+
+
+@pytest.mark.parametrize("keys", [5, None, jax.random.key(0), np.zeros((2, 3), np.uint32)])
+def test_init_many_keys_must_be_m_keys(keys):
+    with pytest.raises(TypeError, match="keys must be m PRNG keys"):
+        jaxbp.init_many(SQUARED, keys, d=3, hidden=4, out=2)
+
+
+def test_init_many_accepts_raw_uint32_keys():
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    assert jaxbp.init_many(SQUARED, keys, d=3, hidden=4, out=2).V.shape == (3, 4, 3)
+
+
+def test_init_many_net_must_be_a_net():
+    with pytest.raises(TypeError, match=r"net must be a jaxbp\.Net"):
+        jaxbp.init_many(None, jax.random.split(jax.random.key(0), 2), d=3, hidden=4, out=2)

@@ -249,3 +249,95 @@ def test_predict_and_evaluate():
         else:
             assert pred.shape == (6,)
             assert metrics["accuracy"] == pytest.approx(float(jnp.mean(pred == Y)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"epochs": True}, ValueError, "epochs must be a positive integer"),
+        ({"batch_size": True}, ValueError, "batch_size must be a positive integer"),
+        ({"weight_decay": "0.1"}, TypeError, "weight_decay"),
+        ({"weight_decay": -0.1}, ValueError, "weight_decay"),
+        ({"weight_decay": float("nan")}, ValueError, "weight_decay"),
+        ({"history": [1, 2]}, TypeError, "history must be a dict"),
+        ({"initial_epoch": -5}, ValueError, "initial_epoch must be an int >= 0"),
+        ({"validation": np.zeros((3, 2))}, TypeError, r"validation must be a pair \(Xv, Yv\)"),
+        ({"opt_state": optax.sgd(0.1).init(jaxbp.Params(jnp.zeros((4, 2)), jnp.zeros((2, 4))))},
+         ValueError, "opt_state does not belong"),
+        ({"callback": 5}, TypeError, "callback must be callable"),
+        ({"state": 5}, TypeError, "state must be a jaxbp.train.TrainState"),
+        ({"progress": "yes"}, TypeError, "progress must be True, False or None"),
+        ({"grad": "magic"}, ValueError, r"\(grad=\)"),
+    ],
+)  # fmt: skip
+def test_more_bad_arguments_fail_before_compiling(moons, kwargs, error, match, monkeypatch):
+    monkeypatch.setattr(train, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
+    net = jaxbp.Net(activation="relu", head="softmax")
+    params = jaxbp.init(net, jax.random.key(0), d=2, hidden=4, out=2)
+    with pytest.raises(error, match=match):
+        _fit(net, params, moons.X_train, moons.y_train, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("X", "error", "match"),
+    [
+        (None, TypeError, "X must be a numeric array"),
+        ("abc", TypeError, "X must be a numeric array"),
+        (np.ones((3, 2), np.complex64), TypeError, "X must be a real numeric array"),
+        (np.ones((3, 2), bool), TypeError, "got dtype bool"),
+    ],
+)
+def test_bad_X_is_a_type_error_naming_X(X, error, match, monkeypatch):
+    monkeypatch.setattr(train, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
+    net = jaxbp.Net(activation="relu", head="softmax")
+    params = jaxbp.init(net, jax.random.key(0), d=2, hidden=4, out=2)
+    with pytest.raises(error, match=match):
+        _fit(net, params, X, np.array([0, 1, 0]))
+
+
+def test_fit_refuses_integer_params(monkeypatch):
+    monkeypatch.setattr(train, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
+    net = jaxbp.Net(activation="relu", head="softmax")
+    params = jaxbp.init(net, jax.random.key(0), d=2, hidden=4, out=2)
+    params = jax.tree.map(lambda a: a.astype(jnp.int32), params)
+    with pytest.raises(TypeError, match=r"params\.V must be a floating-point array"):
+        _fit(net, params, np.zeros((3, 2)), np.array([0, 1, 0]))
+
+
+def test_fit_key_must_be_a_prng_key(monkeypatch):
+    monkeypatch.setattr(train, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
+    net = jaxbp.Net(activation="relu", head="softmax")
+    params = jaxbp.init(net, jax.random.key(0), d=2, hidden=4, out=2)
+    for key in (5, None, jax.random.split(jax.random.key(0), 2)):
+        with pytest.raises(TypeError, match="key must be a JAX PRNG key"):
+            jaxbp.fit(net, params, np.zeros((3, 2)), np.array([0, 1, 0]),
+                      optimizer=optax.sgd(0.1), epochs=1, key=key, progress=False)  # fmt: skip
+
+
+def test_numpy_integer_epochs_and_batch_size_are_accepted():
+    net = jaxbp.Net(activation="relu", head="softmax")
+    params = jaxbp.init(net, jax.random.key(0), d=2, hidden=4, out=2)
+    X, Y = np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1])
+    result = _fit(net, params, X, Y, epochs=np.int64(2), batch_size=np.int32(2))
+    assert result.epoch == 2 and len(result.history["epoch"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"key": 5}, TypeError, "key must be one PRNG key"),
+        ({"progress": "yes"}, TypeError, "progress must be True, False or None"),
+        ({"validation": np.zeros((3, 2))}, TypeError, r"validation must be a pair \(Xv, Yv\)"),
+        ({"hyperparams": [1]}, TypeError, "hyperparams must be a dict"),
+        ({"grad": "magic"}, ValueError, r"\(grad=\)"),
+    ],
+)
+def test_fit_many_bad_arguments(kwargs, error, match, monkeypatch):
+    from jaxbp import many
+
+    monkeypatch.setattr(many, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
+    net = jaxbp.Net(activation="relu", head="softmax")
+    params = jaxbp.init_many(net, jax.random.split(jax.random.key(0), 2), d=2, hidden=4, out=2)
+    kw = {"optimizer": optax.sgd(0.1), "epochs": 1, "key": jax.random.key(1)} | kwargs
+    with pytest.raises(error, match=match):
+        jaxbp.fit_many(net, params, np.zeros((3, 2)), np.array([0, 1, 0]), **kw)

@@ -391,3 +391,97 @@ def test_label_values_are_not_checked_under_jit():
     assert np.isfinite(loss)
     with pytest.raises(ValueError, match=r"must hold labels \+1 or -1"):
         jaxbp.check_data(net, params, X, labels)
+
+
+# --- Runs you can trust: dtypes, empty batches and net at the boundary ----------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "word"),
+    [
+        (X.astype(np.complex64) + 1j, "complex"),
+        (X > 0, "bool"),
+        (X.astype(object), "dtype object"),
+    ],
+)
+@pytest.mark.parametrize("fn", [jaxbp.forward, jaxbp.predict, jaxbp.class_probabilities])
+def test_non_real_inputs_are_refused(fn, bad, word):
+    net, params = make()
+    with pytest.raises(TypeError, match=rf"^(x|X) must be a .*{word}"):
+        fn(net, params, bad)
+
+
+@pytest.mark.parametrize("name", list(BATCH_FUNCTIONS))
+def test_complex_X_is_refused_by_every_batch_function(name):
+    net, params = make()
+    with pytest.raises(TypeError, match="X must be a real numeric array, got dtype complex64"):
+        BATCH_FUNCTIONS[name](net, params, X.astype(np.complex64), Y)
+
+
+def test_complex_and_boolean_targets_are_refused():
+    net, params = make("squared")
+    with pytest.raises(TypeError, match="Y must be a real numeric array"):
+        jaxbp.loss(net, params, X, np.ones((N, 2), np.complex64))
+    with pytest.raises(TypeError, match=r"Y must be a numeric array .* got dtype bool"):
+        jaxbp.loss(net, params, X, np.ones((N, 2), bool))
+
+
+@pytest.mark.parametrize("field", ["V", "W", "b", "c"])
+def test_non_floating_params_are_refused_naming_the_field(field):
+    net, params = make(bias=True)
+    bad = params._replace(**{field: getattr(params, field).astype(jnp.int32)})
+    with pytest.raises(TypeError, match=rf"params\.{field} must be a floating-point array"):
+        jaxbp.forward(net, bad, X)
+    with pytest.raises(TypeError, match=rf"params\.{field} must be a floating-point array"):
+        jaxbp.loss(net, bad, X, Y)
+
+
+@pytest.mark.parametrize("method", ["matrix", "vmap", "autodiff"])
+def test_empty_batch_is_refused_by_batch_grad(method):
+    net, params = make()
+    with pytest.raises(ValueError, match=r"X is empty \(shape \(0, 3\)\)"):
+        jaxbp.batch_grad(net, params, X[:0], IDS[:0], method=method)
+
+
+@pytest.mark.parametrize(
+    "fn", [jaxbp.loss, jaxbp.autodiff_grad, jax.jit(jaxbp.loss), jaxbp.gradcheck]
+)
+def test_empty_batch_is_refused_where_a_mean_is_taken(fn):
+    net, params = make()
+    with pytest.raises(ValueError, match="X is empty"):
+        fn(net, params, X[:0], IDS[:0])
+
+
+@pytest.mark.parametrize("bad", [None, "relu", 3])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda net, p: jaxbp.forward(net, p, X),
+        lambda net, p: jaxbp.predict(net, p, X),
+        lambda net, p: jaxbp.loss(net, p, X, Y),
+        lambda net, p: jaxbp.batch_grad(net, p, X, Y),
+        lambda net, p: jaxbp.per_sample_grad_norms(net, p, X, Y),
+        lambda net, p: jaxbp.check_data(net, p, X, Y),
+        lambda net, p: jaxbp.evaluate(net, p, X, Y),
+    ],
+)
+def test_a_non_net_is_a_type_error_naming_net(call, bad):
+    _, params = make()
+    with pytest.raises(TypeError, match=r"net must be a jaxbp\.Net"):
+        call(bad, params)
+
+
+@pytest.mark.parametrize(
+    ("eps", "error"),
+    [(0.0, ValueError), (-1e-6, ValueError), (np.nan, ValueError), ("a", TypeError)],
+)
+def test_gradcheck_refuses_bad_eps(eps, error):
+    net, params = make()
+    with pytest.raises(error, match="eps must be"):
+        jaxbp.gradcheck(net, params, X, IDS, eps=eps)
+
+
+def test_gradcheck_refuses_integer_params_instead_of_casting():
+    net, params = make()
+    with pytest.raises(TypeError, match=r"params\.V must be a floating-point array"):
+        jaxbp.gradcheck(net, jax.tree.map(lambda a: a.astype(int), params), X, IDS)
