@@ -160,12 +160,19 @@ def check_data(net, params, X, Y) -> None:
     checked_data(net, params, X, Y)
 
 
+@jax.jit
+def _all_finite(arr) -> jax.Array:
+    return jnp.all(jnp.isfinite(arr))
+
+
 def checked_data(net, params, X, Y, *, names: tuple[str, str] = ("X", "Y")):
     """:func:`check_data`, returning (X, Y) converted as :func:`check_batch` does."""
     Xc, Yc = check_batch(net, params, X, Y, kind="batch", names=names)
     if Xc.shape[0] == 0:
         raise ValueError(f"{names[0]} is empty (shape {Xc.shape}); need at least one sample")
     for name, arr in zip(names, (Xc, Yc), strict=True):
+        if _all_finite(arr):  # fused on the device: no host copy, no (n, d) mask
+            continue
         finite = np.isfinite(np.asarray(arr))
         if not finite.all():
             where = np.argwhere(~finite)[0]
