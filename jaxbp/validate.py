@@ -69,6 +69,8 @@ def _numeric(a, name: str) -> jax.Array:
             raise TypeError(f"{name} must be a numeric array, got {type(a).__name__}") from err
     if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
         raise TypeError(f"{name} must be a numeric array, got dtype {dtype}")
+    if isinstance(a, np.ndarray):  # one copy: jnp.asarray holds two of a NumPy array at once
+        return jax.device_put(a)
     return jnp.asarray(a)
 
 
