@@ -162,9 +162,19 @@ def check_data(net, params, X, Y) -> None:
     checked_data(net, params, X, Y)
 
 
-@jax.jit
-def _all_finite(arr) -> jax.Array:
-    return jnp.all(jnp.isfinite(arr))
+def _first_nonfinite(a: np.ndarray):
+    """The index of the first NaN or inf in ``a`` (row-major), or None; checked in blocks
+    of rows, so that the mask never holds more than about 2^20 entries."""
+    if a.ndim == 0:
+        a = a.reshape(1)
+    rows = max(1, 2**20 // max(1, a[:1].size))
+    for start in range(0, a.shape[0], rows):
+        finite = np.isfinite(a[start : start + rows])
+        if not finite.all():
+            where = np.argwhere(~finite)[0]
+            where[0] += start
+            return where
+    return None
 
 
 def checked_data(net, params, X, Y, *, names: tuple[str, str] = ("X", "Y")):
@@ -173,11 +183,8 @@ def checked_data(net, params, X, Y, *, names: tuple[str, str] = ("X", "Y")):
     if Xc.shape[0] == 0:
         raise ValueError(f"{names[0]} is empty (shape {Xc.shape}); need at least one sample")
     for name, arr in zip(names, (Xc, Yc), strict=True):
-        if _all_finite(arr):  # fused on the device: no host copy, no (n, d) mask
-            continue
-        finite = np.isfinite(np.asarray(arr))
-        if not finite.all():
-            where = np.argwhere(~finite)[0]
+        where = _first_nonfinite(np.asarray(arr))  # np.asarray: no copy of a CPU array
+        if where is not None:
             raise ValueError(
                 f"{name} holds NaN or inf (first at index {tuple(int(i) for i in where)})"
             )
