@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import erfc
 
+from jaxbp import names
+
 Array = jax.Array
 
 
@@ -134,7 +136,8 @@ _REGISTRY: dict[str, Activation] = {
     ]
 }
 
-NAMES: tuple[str, ...] = tuple(_REGISTRY)
+NAMES: tuple[str, ...] = names.ACTIVATIONS
+assert tuple(_REGISTRY) == NAMES, "jaxbp.names.ACTIVATIONS is out of date"
 
 
 def get(name: str, *, negative_slope: float = 0.01) -> Activation:

@@ -60,17 +60,24 @@ def _epoch_fn(net: Net, optimizer, grad: str, n: int, batch_size: int, sharding)
         return jax.lax.with_sharding_constraint(batch, (where, where))
 
     def epoch(params, opt_state, X, Y, order, Xv, Yv):
-        if batch_size < n:  # reshuffle every epoch; full-batch GD needs no shuffle
-            X, Y = X[order], Y[order]
         cut = n_full * batch_size
-        batches = (
-            X[:cut].reshape(n_full, batch_size, -1),
-            Y[:cut].reshape(n_full, batch_size, -1),
-        )
-        carry, (losses, corrects) = jax.lax.scan(step, (params, opt_state), shard(batches, (None,)))
+        if batch_size < n:  # reshuffle every epoch; full-batch GD needs no shuffle
+
+            def gathered(carry, rows):  # each minibatch gathered in its step: no shuffled copy of X
+                return step(carry, shard((X[rows], Y[rows])))
+
+            rows = order[:cut].reshape(n_full, batch_size)
+            carry, (losses, corrects) = jax.lax.scan(gathered, (params, opt_state), rows)
+            tail_batch = (X[order[cut:]], Y[order[cut:]])
+        else:
+            batches = (X.reshape(1, n, -1), Y.reshape(1, n, -1))
+            carry, (losses, corrects) = jax.lax.scan(
+                step, (params, opt_state), shard(batches, (None,))
+            )
+            tail_batch = None
         loss_sum, correct_sum = losses.sum(), corrects.sum()
         if tail:
-            carry, (loss_tail, correct_tail) = step(carry, shard((X[cut:], Y[cut:])))
+            carry, (loss_tail, correct_tail) = step(carry, shard(tail_batch))
             loss_sum, correct_sum = loss_sum + loss_tail, correct_sum + correct_tail
         finite = [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(carry[0])]
         ok = jnp.all(jnp.stack([*finite, jnp.isfinite(loss_sum)]))

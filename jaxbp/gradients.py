@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import jax
 
+from jaxbp import names
 from jaxbp.backprop import matrix_grad, vmap_grad
 from jaxbp.model import Net
 from jaxbp.oracle import autodiff_batch_grad
@@ -31,7 +32,8 @@ _ROUTES: dict[str, Callable] = {
     "vmap": vmap_grad,
     "autodiff": autodiff_batch_grad,
 }
-METHODS: tuple[str, ...] = tuple(_ROUTES)
+METHODS: tuple[str, ...] = names.GRADIENT_METHODS
+assert tuple(_ROUTES) == METHODS, "jaxbp.names.GRADIENT_METHODS is out of date"
 
 
 def grad_fn(method: str, name: str = "method") -> Callable:

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp import activations
+from jaxbp import activations, names
 
 Array = jax.Array
 
@@ -289,7 +289,7 @@ SOFTMAX = Softmax(
     "ℓ = logsumexp(Wz) − yᵀWz", "δ = softmax(Wz) − y",
 )  # fmt: skip
 
-NAMES: tuple[str, ...] = ("squared", "logistic", "softmax")
+NAMES: tuple[str, ...] = names.HEADS
 
 
 def get(name: str, output: str | None = None, *, negative_slope: float = 0.01) -> Head:

@@ -12,10 +12,11 @@ import numbers
 
 import optax
 
+from jaxbp import names
 from jaxbp.params import Params
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
-SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential", "inverse-time")
+OPTIMIZERS: tuple[str, ...] = names.OPTIMIZERS
+SCHEDULES: tuple[str, ...] = names.SCHEDULES
 
 
 def schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int) -> optax.Schedule:

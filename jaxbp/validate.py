@@ -150,6 +150,8 @@ def _numeric(a, name: str) -> jax.Array:
         )
     if not jnp.issubdtype(dtype, jnp.number):
         raise TypeError(f"{name} must be a numeric array, got dtype {dtype}")
+    if isinstance(a, np.ndarray):  # one copy: jnp.asarray holds two of a NumPy array at once
+        return jax.device_put(a)
     return jnp.asarray(a)
 
 
@@ -241,14 +243,28 @@ def check_data(net, params, X, Y) -> None:
     checked_data(net, params, X, Y)
 
 
+def _first_nonfinite(a: np.ndarray):
+    """The index of the first NaN or inf in ``a`` (row-major), or None; checked in blocks
+    of rows, so that the mask never holds more than about 2^20 entries."""
+    if a.ndim == 0:
+        a = a.reshape(1)
+    rows = max(1, 2**20 // max(1, a[:1].size))
+    for start in range(0, a.shape[0], rows):
+        finite = np.isfinite(a[start : start + rows])
+        if not finite.all():
+            where = np.argwhere(~finite)[0]
+            where[0] += start
+            return where
+    return None
+
+
 def checked_data(net, params, X, Y, *, names: tuple[str, str] = ("X", "Y")):
     """:func:`check_data`, returning (X, Y) converted as :func:`check_batch` does."""
     Xc, Yc = check_batch(net, params, X, Y, kind="batch", names=names)
     check_nonempty(Xc, names[0])
     for name, arr in zip(names, (Xc, Yc), strict=True):
-        finite = np.isfinite(np.asarray(arr))
-        if not finite.all():
-            where = np.argwhere(~finite)[0]
+        where = _first_nonfinite(np.asarray(arr))  # np.asarray: no copy of a CPU array
+        if where is not None:
             raise ValueError(
                 f"{name} holds NaN or inf (first at index {tuple(int(i) for i in where)})"
             )

@@ -76,6 +76,43 @@ def _bench(argv: list[str]) -> int:
     return run.main(argv)
 
 
+CACHE_ENV = "JAXBP_CACHE_DIR"
+
+
+def compilation_cache_dir() -> Path | None:
+    """Where the command keeps JAX's persistent compilation cache, or None (off).
+
+    ``$JAXBP_CACHE_DIR`` if set (empty, ``0`` or ``off`` turn the cache off), else
+    ``$XDG_CACHE_HOME/jaxbp/jax``, else ``~/.cache/jaxbp/jax``.
+    """
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "false", "no") else Path(value)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "jaxbp" / "jax"
+
+
+def use_compilation_cache() -> None:
+    """Switch on JAX's persistent compilation cache for this process: a second identical
+    run loads its compiled programs instead of compiling them again. Only the command
+    does this; ``import jaxbp`` leaves JAX's configuration alone. A cache folder set by
+    the user through JAX itself (``JAX_COMPILATION_CACHE_DIR``) is kept."""
+    folder = compilation_cache_dir()
+    if folder is None:
+        return
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # a read-only home: run without the cache
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 _COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
@@ -93,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(argv[1:])
     args = parser().parse_args(argv)
     try:
+        use_compilation_cache()
         return _COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. `jaxbp explain | head`
         sys.stderr.close()

@@ -15,16 +15,17 @@ import json
 import math
 import numbers
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxbp import activations, heads, optimizers
-from jaxbp.gradients import METHODS
-from jaxbp.model import Net
-from jaxbp.params import Params, init
-from jaxbp.train import steps_per_epoch, training_size
+from jaxbp import names
+
+if TYPE_CHECKING:  # JAX is imported by the methods that need it: `jaxbp --help` stays fast
+    import jax
+
+    from jaxbp.model import Net
+    from jaxbp.params import Params
 
 FORMAT = "jaxbp-run"
 VERSION = 1
@@ -115,6 +116,8 @@ class RunConfig:
 
     def with_data(self, ds) -> RunConfig:
         """The config completed with what the data set says: head, sizes, classes, scaler."""
+        from jaxbp import heads
+
         where = repr(ds.name)
         head = heads.for_task(self.head, ds.n_classes, where, called="--head {}")
         out = heads.get(head).width_for(ds.n_classes, where) if ds.n_classes else ds.n_outputs
@@ -166,9 +169,13 @@ class RunConfig:
     # -- what the library gets --------------------------------------------------------------
     @property
     def dtype(self):
+        import jax.numpy as jnp
+
         return jnp.float64 if self.x64 else jnp.float32
 
     def net(self) -> Net:
+        from jaxbp.model import Net
+
         return Net(
             activation=self.activation, head=self.head, output=self.output,
             matmul_dtype="bfloat16" if self.bf16 else None,
@@ -180,6 +187,9 @@ class RunConfig:
         ``n_train`` is the training split's size; ``validation`` says whether ``fit``
         holds out :data:`VALIDATION_FRACTION` of it first.
         """
+        from jaxbp import optimizers
+        from jaxbp.train import steps_per_epoch, training_size
+
         n = training_size(n_train, VALIDATION_FRACTION if validation else None)
         lr = optimizers.schedule(
             self.schedule, self.lr, steps_per_epoch=steps_per_epoch(n, self.batch_size),
@@ -188,6 +198,8 @@ class RunConfig:
         return optimizers.make(self.optimizer, lr, weight_decay=self.weight_decay)
 
     def init_params(self, net: Net, key) -> Params:
+        from jaxbp.params import init
+
         return init(
             net, key, d=self.d, hidden=self.hidden, out=self.out, bias=self.bias,
             dtype=self.dtype,
@@ -195,10 +207,14 @@ class RunConfig:
 
     def keys(self, seed: int | None = None) -> tuple[jax.Array, jax.Array]:
         """(init key, fit key) of a seed: fold_in(key(seed), 0) and fold_in(key(seed), 1)."""
+        import jax
+
         base = jax.random.key(self.seed if seed is None else seed)
         return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
 
     def load_data(self):
+        import jax
+
         from jaxbp import data
 
         return data.load(self.data, key=jax.random.key(self.seed), target=self.target)
@@ -301,17 +317,17 @@ def _positive_int(v) -> bool:
 _FIELDS = (
     ("data", lambda v: isinstance(v, str) and v != "", "a data set name or a file path"),
     ("target", _optional(lambda v: isinstance(v, str)), "a column name or null"),
-    ("activation", _name_in(activations.NAMES), f"one of {', '.join(activations.NAMES)}"),
+    ("activation", _name_in(names.ACTIVATIONS), f"one of {', '.join(names.ACTIVATIONS)}"),
     ("hidden", _positive_int, "a positive integer"),
-    ("head", _optional(_name_in(heads.NAMES)), f"one of {', '.join(heads.NAMES)}"),
-    ("output", _optional(_name_in(activations.NAMES)), "an activation name or null"),
+    ("head", _optional(_name_in(names.HEADS)), f"one of {', '.join(names.HEADS)}"),
+    ("output", _optional(_name_in(names.ACTIVATIONS)), "an activation name or null"),
     ("bias", lambda v: isinstance(v, bool), "true or false"),
-    ("optimizer", _name_in(optimizers.OPTIMIZERS), f"one of {', '.join(optimizers.OPTIMIZERS)}"),
+    ("optimizer", _name_in(names.OPTIMIZERS), f"one of {', '.join(names.OPTIMIZERS)}"),
     ("lr", lambda v: _is_real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
-    ("schedule", _name_in(optimizers.SCHEDULES), f"one of {', '.join(optimizers.SCHEDULES)}"),
+    ("schedule", _name_in(names.SCHEDULES), f"one of {', '.join(names.SCHEDULES)}"),
     ("epochs", _positive_int, "a positive integer"),
     ("batch_size", _optional(_positive_int), "a positive integer or 'full'"),
-    ("grad", _name_in(METHODS), f"one of {', '.join(METHODS)}"),
+    ("grad", _name_in(names.GRADIENT_METHODS), f"one of {', '.join(names.GRADIENT_METHODS)}"),
     ("weight_decay", lambda v: _is_real(v) and math.isfinite(v) and v >= 0, "a number >= 0"),
     ("early_stopping", _optional(_positive_int), "a positive integer or null"),
     ("seed", lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxbp import activations, heads, optimizers
+from jaxbp import names
 from jaxbp.cli.config import CHANGEABLE_ON_RESUME, RunConfig
-from jaxbp.gradients import METHODS
 
 EXIT_USAGE = 2
 DEFAULTS = RunConfig()
@@ -75,8 +74,6 @@ def _choices(names) -> str:
 
 
 def _add_train(sub) -> None:
-    from jaxbp.data import NAMES as DATA
-
     d = DEFAULTS
     p = sub.add_parser(
         "train",
@@ -86,26 +83,26 @@ def _add_train(sub) -> None:
         "from the run's own settings.",
     )
     p.add_argument(
-        "--data", help=f"one of {_choices(DATA)}, or a .csv/.npz file (default: {d.data})"
+        "--data", help=f"one of {_choices(names.DATA)}, or a .csv/.npz file (default: {d.data})"
     )
     p.add_argument("--target", help="the label column of a CSV file")
     p.add_argument(
         "--activation",
-        choices=activations.NAMES,
+        choices=names.ACTIVATIONS,
         metavar="NAME",
-        help=f"σ: {_choices(activations.NAMES)} (default: {d.activation})",
+        help=f"σ: {_choices(names.ACTIVATIONS)} (default: {d.activation})",
     )
     p.add_argument(
         "--hidden", type=positive_int, metavar="M", help=f"hidden width M (default: {d.hidden})"
     )
     p.add_argument(
         "--head",
-        choices=heads.NAMES,
+        choices=names.HEADS,
         help="output head (default: softmax for classes, squared for regression)",
     )
     p.add_argument(
         "--output",
-        choices=activations.NAMES,
+        choices=names.ACTIVATIONS,
         metavar="NAME",
         help="output map h of the squared head (default: identity)",
     )
@@ -116,16 +113,16 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--optimizer",
-        choices=optimizers.OPTIMIZERS,
+        choices=names.OPTIMIZERS,
         metavar="NAME",
-        help=f"{_choices(optimizers.OPTIMIZERS)} (default: {d.optimizer})",
+        help=f"{_choices(names.OPTIMIZERS)} (default: {d.optimizer})",
     )
     p.add_argument("--lr", type=positive_float, help=f"learning rate μ₀ (default: {d.lr:g})")
     p.add_argument(
         "--schedule",
-        choices=optimizers.SCHEDULES,
+        choices=names.SCHEDULES,
         metavar="NAME",
-        help=f"μ_k: {_choices(optimizers.SCHEDULES)} (default: {d.schedule})",
+        help=f"μ_k: {_choices(names.SCHEDULES)} (default: {d.schedule})",
     )
     p.add_argument(
         "--epochs",
@@ -140,7 +137,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--grad",
-        choices=METHODS,
+        choices=names.GRADIENT_METHODS,
         help="gradient route: hand-written matrix BP, vmap of the per-sample BP, or "
         f"jax.grad (default: {d.grad})",
     )
@@ -195,9 +192,9 @@ def _add_gradcheck(sub) -> None:
         "activation × head × bias; exits 1 if any exceeds its tolerance.",
     )
     p.add_argument(
-        "--activations", nargs="+", choices=activations.NAMES, default=list(activations.NAMES)
+        "--activations", nargs="+", choices=names.ACTIVATIONS, default=list(names.ACTIVATIONS)
     )
-    p.add_argument("--heads", nargs="+", choices=heads.NAMES, default=list(heads.NAMES))
+    p.add_argument("--heads", nargs="+", choices=names.HEADS, default=list(names.HEADS))
     p.add_argument("--n", type=positive_int, default=8, help="samples (default 8)")
     p.add_argument("--d", type=positive_int, default=3, help="input size d (default 3)")
     p.add_argument("--hidden", type=positive_int, default=5, help="hidden width M (default 5)")
@@ -215,13 +212,13 @@ def _add_explain(sub) -> None:
     p.add_argument(
         "--activation",
         default="relu",
-        choices=activations.NAMES,
+        choices=names.ACTIVATIONS,
         metavar="NAME",
-        help=f"σ: {_choices(activations.NAMES)} (default: relu)",
+        help=f"σ: {_choices(names.ACTIVATIONS)} (default: relu)",
     )
-    p.add_argument("--head", default="softmax", choices=heads.NAMES, help="(default: softmax)")
+    p.add_argument("--head", default="softmax", choices=names.HEADS, help="(default: softmax)")
     p.add_argument(
-        "--output", choices=activations.NAMES, metavar="NAME", help="output map h (squared head)"
+        "--output", choices=names.ACTIVATIONS, metavar="NAME", help="output map h (squared head)"
     )
     p.add_argument("--d", type=positive_int, default=3, help="input size d (default 3)")
     p.add_argument("--hidden", type=positive_int, default=4, help="hidden width M (default 4)")
@@ -280,7 +277,7 @@ def _add_bench(sub) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jaxbp`` command."""
-    from jaxbp import __version__
+    from jaxbp import __version__  # jaxbp imports its modules lazily: no JAX here
 
     p = Parser(
         prog="jaxbp",
