@@ -152,6 +152,7 @@ def fit_many(
     hyperparams: dict | None = None,
     validation: tuple | None = None,
     progress: bool | None = None,
+    callback=None,
 ) -> FitResult:
     """Train m networks at once on the same (X, Y); ``params`` has a leading model axis m.
 
@@ -163,6 +164,8 @@ def fit_many(
             ``{"learning_rate": lrs}`` with ``lrs`` of shape (m,); the optimizer must
             come from ``optax.inject_hyperparams``.
         validation: held-out (Xv, Yv) evaluated for every model after every epoch.
+        callback: ``callback(epoch, result_so_far)`` after every epoch, as in ``fit``;
+            a true return value stops all models.
         The other arguments are those of :func:`jaxbp.fit` (no early stopping or
         weight decay here: chain ``optax.add_decayed_weights`` into the optimizer).
 
@@ -175,7 +178,9 @@ def fit_many(
         (``jaxbp.train.run_epochs``) over a leading model axis.
     """
     check_net(net)
-    epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad, progress=progress)
+    epochs, batch_size = check_fit_args(
+        optimizer, epochs, batch_size, grad, callback, progress=progress
+    )
     if not hasattr(params, "V") or getattr(params.V, "ndim", 0) != 3:
         raise ValueError("params must be stacked along a leading model axis (V of shape (m, M, d))")
     m = params.V.shape[0]
@@ -189,10 +194,9 @@ def fit_many(
     batch_size = n if batch_size is None else min(batch_size, n)
     opt_state = _with_hyperparams(jax.vmap(optimizer.init)(params), hyperparams, m)
     epoch_fn = compile_epoch(net, optimizer, n=n, batch_size=batch_size, grad=grad, many=True)
-    return run_epochs(
-        epoch_fn, TrainState(params, opt_state, 0, new_history(net.is_classifier)),
-        (X, Y, Xv, Yv), orders, LoopOptions(epochs, net.is_classifier, progress=progress),
-    )  # fmt: skip
+    state = TrainState(params, opt_state, 0, new_history(net.is_classifier))
+    options = LoopOptions(epochs, net.is_classifier, progress=progress, callback=callback)
+    return run_epochs(epoch_fn, state, (X, Y, Xv, Yv), orders, options)
 
 
 def _orders(key, m: int, n: int):

@@ -10,8 +10,14 @@ here changes JAX's global configuration.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
+
+# The CLI's persistent compilation cache stays off in tests (and in their subprocesses):
+# no writes to the user's cache folder, no global JAX config change mid-suite.
+os.environ.setdefault("JAXBP_CACHE_DIR", "off")
 
 _COMMON = dict(
     deadline=None,  # first calls compile: timings are not meaningful

@@ -129,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["bench"]:  # the benchmark parses its own arguments
         return _bench(argv[1:])
     args = parser().parse_args(argv)
+    if args.command == "train":
+        from jaxbp.cli import interrupt
+
+        interrupt.install("jaxbp train: stopping after this epoch")
     try:
         use_compilation_cache()
         return _COMMANDS[args.command](args)
@@ -146,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"jaxbp {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+    finally:
+        if args.command == "train":
+            from jaxbp.cli import interrupt
+
+            interrupt.uninstall()
 
 
 def _resume_hint(args) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbp import atomic
-from jaxbp.cli import runs
+from jaxbp.cli import interrupt, runs
 from jaxbp.cli.config import VALIDATION_FRACTION, ConfigError, RunConfig
 from jaxbp.evaluation import class_probabilities, evaluate, predict
 from jaxbp.many import fit_many, init_many
@@ -105,16 +104,7 @@ def _train(cfg: RunConfig, ds, out: Path, params, state, fit_key, *, quiet: bool
     state = TrainState(params, None) if state is None else TrainState(*state)
     saver = runs.Saver(out, cfg, fit_key)
     print(f"jaxbp train: {_describe(cfg, ds)} → {out}", file=sys.stderr)
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_sigint(signum, frame):  # first Ctrl-C: stop after this epoch; second: now
-        if saver.stop:
-            raise KeyboardInterrupt
-        saver.stop = True
-        print("\njaxbp train: stopping after this epoch (Ctrl-C again to stop now)",
-              file=sys.stderr)  # fmt: skip
-
-    signal.signal(signal.SIGINT, on_sigint)
+    interrupt.check()  # Ctrl-C while loading or preparing: nothing to save yet
     try:
         result = fit(
             net, state.params, ds.X_train, labels(cfg, ds.y_train),
@@ -124,10 +114,9 @@ def _train(cfg: RunConfig, ds, out: Path, params, state, fit_key, *, quiet: bool
             progress=not quiet and sys.stderr.isatty(), state=state, callback=saver,
             devices=cfg.devices,
         )  # fmt: skip
-    except Interrupted as stop:
+    except Interrupted as stop:  # the second Ctrl-C: the last finished epoch
         result = stop.result
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    interrupt.finishing()
     unsaved = result.epoch > state.epoch and saver.saved_epoch != result.epoch
     if unsaved or (result.status != "stopped" and not (out / runs.CHECKPOINT).exists()):
         saver.save(result)  # an interrupted run with no epoch done saves nothing
@@ -302,7 +291,12 @@ def sweep(cfg: RunConfig, ds, out: Path, *, quiet: bool) -> int:
         optimizer=cfg.make_optimizer(len(ds.X_train), validation=False), epochs=cfg.epochs,
         batch_size=cfg.batch_size, key=fit_keys, grad=cfg.grad,
         validation=(ds.X_test, labels(cfg, ds.y_test)), progress=not quiet and sys.stderr.isatty(),
+        callback=lambda epoch, result: interrupt.requested(),
     )  # fmt: skip
+    if interrupt.requested():
+        print("jaxbp train: interrupted; a --seeds sweep writes its results when it ends, "
+              "so nothing was saved", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     rows = []
     for i, seed in enumerate(seeds):
         params_i = jax.tree.map(lambda a, i=i: a[i], result.params)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxbp import atomic, checkpoint
+from jaxbp.cli import interrupt
 from jaxbp.cli.config import ConfigError, RunConfig
 from jaxbp.evaluation import predict, predict_classes
 from jaxbp.model import Net
@@ -125,21 +126,21 @@ class Saver:
     """The ``fit`` callback: keep the latest epoch, checkpoint it every few seconds.
 
     ``config.json`` is written with the first checkpoint, so a run folder holds a
-    resumable run or nothing. ``stop`` (set by the CLI's Ctrl-C handler) makes ``fit``
-    stop after the current epoch.
+    resumable run or nothing. After a Ctrl-C (``jaxbp.cli.interrupt``) it saves at
+    once and returns True, which makes ``fit`` stop after the current epoch.
     """
 
     def __init__(self, out: Path, cfg: RunConfig, key):
         self.out, self.cfg, self.key = out, cfg, key
         self.saved_epoch, self.saved_at, self.config_written = None, time.monotonic(), False
         self.latest: FitResult | None = None
-        self.stop = False
 
     def __call__(self, epoch: int, result: FitResult) -> bool:
         self.latest = result
-        if self.stop or time.monotonic() - self.saved_at > SAVE_EVERY_SECONDS:
+        stop = interrupt.requested()
+        if stop or time.monotonic() - self.saved_at > SAVE_EVERY_SECONDS:
             self.save(result)
-        return self.stop
+        return stop
 
     def save(self, result: FitResult) -> None:
         if not self.config_written:
