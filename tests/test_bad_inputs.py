@@ -59,3 +59,17 @@ def test_the_battery_catches_a_silent_answer_and_a_wrong_error(battery):
     ]
     assert [o.clear for o in battery.run(cases)] == [False] * 4
     assert "anything else 4" in battery.report(battery.run(cases))
+
+
+CLI_SCRIPT = SCRIPT.parent / "bad_cli_inputs.py"
+
+
+def test_every_bad_command_line_and_damaged_run_folder_is_a_clear_error(tmp_path):
+    spec = importlib.util.spec_from_file_location("bad_cli_inputs", CLI_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = module.battery(tmp_path, flips=12)
+    assert len(results) >= 100
+    ok = {"clear error", "correct result"}
+    unclear = [r for r in results if r[1] not in ok]
+    assert not unclear, unclear
