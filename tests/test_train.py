@@ -203,8 +203,22 @@ def test_weight_decay_is_l2_on_weights_only():
         ({"grad": "magic"}, ValueError, "unknown gradient method 'magic'"),
         ({"early_stopping": 0}, ValueError, "early_stopping must be a positive integer"),
         ({"validation_fraction": 1.5}, ValueError, "validation_fraction must be in"),
+        ({"epochs": True}, ValueError, "epochs must be a positive integer"),
+        ({"batch_size": True}, ValueError, "batch_size must be a positive integer"),
+        ({"weight_decay": "0.1"}, TypeError, "weight_decay"),
+        ({"weight_decay": -0.1}, ValueError, "weight_decay"),
+        ({"weight_decay": float("nan")}, ValueError, "weight_decay"),
+        ({"history": [1, 2]}, TypeError, "history must be a dict"),
+        ({"initial_epoch": -5}, ValueError, "initial_epoch must be an int >= 0"),
+        ({"validation": np.zeros((3, 2))}, TypeError, r"validation must be a pair \(Xv, Yv\)"),
+        ({"opt_state": optax.sgd(0.1).init(jaxbp.Params(jnp.zeros((4, 2)), jnp.zeros((2, 4))))},
+         ValueError, "opt_state does not belong"),
+        ({"callback": 5}, TypeError, "callback must be callable"),
+        ({"state": 5}, TypeError, "state must be a jaxbp.train.TrainState"),
+        ({"progress": "yes"}, TypeError, "progress must be True, False or None"),
+        ({"grad": "magic"}, ValueError, r"\(grad=\)"),
     ],
-)
+)  # fmt: skip
 def test_bad_arguments_fail_before_compiling(moons, kwargs, error, match, monkeypatch):
     monkeypatch.setattr(train, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
     net = jaxbp.Net(activation="relu", head="softmax")
@@ -249,33 +263,6 @@ def test_predict_and_evaluate():
         else:
             assert pred.shape == (6,)
             assert metrics["accuracy"] == pytest.approx(float(jnp.mean(pred == Y)))
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"epochs": True}, ValueError, "epochs must be a positive integer"),
-        ({"batch_size": True}, ValueError, "batch_size must be a positive integer"),
-        ({"weight_decay": "0.1"}, TypeError, "weight_decay"),
-        ({"weight_decay": -0.1}, ValueError, "weight_decay"),
-        ({"weight_decay": float("nan")}, ValueError, "weight_decay"),
-        ({"history": [1, 2]}, TypeError, "history must be a dict"),
-        ({"initial_epoch": -5}, ValueError, "initial_epoch must be an int >= 0"),
-        ({"validation": np.zeros((3, 2))}, TypeError, r"validation must be a pair \(Xv, Yv\)"),
-        ({"opt_state": optax.sgd(0.1).init(jaxbp.Params(jnp.zeros((4, 2)), jnp.zeros((2, 4))))},
-         ValueError, "opt_state does not belong"),
-        ({"callback": 5}, TypeError, "callback must be callable"),
-        ({"state": 5}, TypeError, "state must be a jaxbp.train.TrainState"),
-        ({"progress": "yes"}, TypeError, "progress must be True, False or None"),
-        ({"grad": "magic"}, ValueError, r"\(grad=\)"),
-    ],
-)  # fmt: skip
-def test_more_bad_arguments_fail_before_compiling(moons, kwargs, error, match, monkeypatch):
-    monkeypatch.setattr(train, "compile_epoch", lambda *a, **k: pytest.fail("compiled first"))
-    net = jaxbp.Net(activation="relu", head="softmax")
-    params = jaxbp.init(net, jax.random.key(0), d=2, hidden=4, out=2)
-    with pytest.raises(error, match=match):
-        _fit(net, params, moons.X_train, moons.y_train, **kwargs)
 
 
 @pytest.mark.parametrize(
