@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import jax
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bad_inputs.py"
@@ -69,6 +70,7 @@ def test_every_bad_command_line_and_damaged_run_folder_is_a_clear_error(tmp_path
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     results = module.battery(tmp_path, flips=12)
+    assert not jax.config.jax_enable_x64  # a run's --x64 does not leak out of main()
     assert len(results) >= 100
     ok = {"clear error", "correct result"}
     unclear = [r for r in results if r[1] not in ok]

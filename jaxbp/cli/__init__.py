@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["bench"]:  # the benchmark parses its own arguments
         return _bench(argv[1:])
     args = parser().parse_args(argv)
+    x64 = _x64()
     if args.command == "train":
         from jaxbp.cli import interrupt
 
@@ -155,6 +156,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jaxbp.cli import interrupt
 
             interrupt.uninstall()
+        if _x64() != x64:  # called in-process (tests, notebooks): leave JAX as it was
+            import jax
+
+            jax.config.update("jax_enable_x64", x64)
+
+
+def _x64() -> bool:
+    """JAX's 64-bit switch (off while JAX is not imported)."""
+    if "jax" not in sys.modules:
+        return False
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
 
 
 def _resume_hint(args) -> str:
