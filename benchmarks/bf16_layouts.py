@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -39,7 +40,12 @@ def cpu_info() -> dict:
     except OSError:
         pass
     keep = [f for f in flags if "avx512" in f or f.startswith("amx") or f in ("avx2", "fma")]
-    return {"model": model, "flags": keep, "cores": jax.device_count()}
+    return {
+        "model": model,
+        "flags": keep,
+        "cpus": os.cpu_count(),
+        "jax_devices": jax.device_count(),
+    }
 
 
 def _dot(dims, out):
@@ -103,7 +109,7 @@ def main(argv=None) -> int:
         table[name] = {"gflops": gf, "bf16_over_f32": gf["bfloat16"] / gf["float32"],
                        "shapes": [sa, sb], "contract": dims}  # fmt: skip
     info = cpu_info()
-    print(f"CPU: {info['model']}, {info['cores']} device(s); flags: {' '.join(info['flags'])}")
+    print(f"CPU: {info['model']}, {info['cpus']} CPUs; flags: {' '.join(info['flags'])}")
     print(f"B {args.B}, d {args.d}, M {args.M}; medians of {args.rounds} rounds (min of "
           f"{args.reps} reps each), GF/s, f32 accumulate")  # fmt: skip
     print(f"| {'dot':<44} | float32 | bf16 | bf16/f32 |")
