@@ -76,8 +76,9 @@ def matrix_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, C
     Inputs already checked; returns (∇L(θ), forward cache), so that the training loop
     reports ℓᵢ without a second forward pass. In float32 (and float64) the products run in
     the row layout (:func:`matrix_grad_rows`); with ``net.matmul_dtype="bfloat16"`` in the
-    lecture's column layout (:func:`matrix_grad_columns`), whose products XLA CPU sends to
-    its bfloat16 kernels.
+    lecture's column layout (:func:`matrix_grad_columns`), in which XLA CPU runs the
+    weight gradient ∂L/∂V = GᵀX as a bfloat16 dot (in the row layout it converts it to
+    float32).
     """
     if net.matmul_dtype is None:
         return matrix_grad_rows(net, params, X, Y)

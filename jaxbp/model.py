@@ -43,8 +43,8 @@ class Net:
             matrix-form BP) — inputs of each matrix product rounded to bfloat16,
             products accumulated and everything else kept in float32. The
             matrix-form BP then runs in the column layout (samples as columns, see
-            ``jaxbp.backprop.matrix_grad_columns``), whose large products XLA CPU
-            sends to its bfloat16 kernels.
+            ``jaxbp.backprop.matrix_grad_columns``), in which XLA CPU runs the
+            weight gradient GᵀX as a bfloat16 dot.
 
     Example:
         >>> import jaxbp
