@@ -74,13 +74,67 @@ def matrix_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, C
     """∇L(θ) in matrix form: Δ = rows δᵢ/n, ∂L/∂W = ΔᵀZ, ∂L/∂V = ((ΔW) ⊙ σ′(A))ᵀX.
 
     Inputs already checked; returns (∇L(θ), forward cache), so that the training loop
-    reports ℓᵢ without a second forward pass.
+    reports ℓᵢ without a second forward pass. In float32 (and float64) the products run in
+    the row layout (:func:`matrix_grad_rows`); with ``net.matmul_dtype="bfloat16"`` in the
+    lecture's column layout (:func:`matrix_grad_columns`), in which XLA CPU runs the
+    weight gradient ∂L/∂V = GᵀX as a bfloat16 dot (in the row layout it converts it to
+    float32).
     """
+    if net.matmul_dtype is None:
+        return matrix_grad_rows(net, params, X, Y)
+    return matrix_grad_columns(net, params, X, Y)
+
+
+def matrix_grad_rows(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
+    """:func:`matrix_grad` with samples as rows: A = X Vᵀ, ∂L/∂V = GᵀX (contracts axis 0)."""
     cache, Delta, G = backward_rows(net, params, X, Y, 1 / X.shape[0])
     dW = matmul(net, Delta.T, cache.z)  # ∂L/∂W = Δᵀ Z
     dV = matmul(net, G.T, X)  # ∂L/∂V = ((Δ W) ⊙ σ′(A))ᵀ X
     grads = Params(V=dV, W=dW, b=_if(params.b, G.sum(0)), c=_if(params.c, Delta.sum(0)))
     return grads, cache
+
+
+def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
+    """:func:`matrix_grad` with samples as columns, as the lecture writes one sample.
+
+    Aᵀ = V Xᵀ (M, n), Zᵀ = σ(Aᵀ), Oᵀ = W Zᵀ; Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) is then stored as
+    (M, n), so that ∂L/∂V = Gᵀ X contracts the last axis of Gᵀ with the first of X (a
+    plain product). In the row layout, GᵀX contracts the leading (batch) axis of two
+    row-major operands, and XLA CPU converts bfloat16 operands of such a dot to float32
+    before a float32 GEMM (see BENCHMARKS.md, "bfloat16"). Same mathematics as
+    :func:`matrix_grad_rows`; only the order of the axes differs. δ, σ′ and ℓ are computed
+    from the float32 logits and pre-activations, as in the row layout.
+    """
+    head, sigma, W = net.loss_head, net.sigma, params.W
+    scale = 1 / X.shape[0]
+    At = matmul(net, params.V, X.T)  # Aᵀ = V Xᵀ (M, n)
+    if params.b is not None:
+        At = At + params.b[:, None]
+    Zt = sigma.fn(At)  # Zᵀ = σ(Aᵀ)
+    o = _small(net, W, Zt).T  # O = (W Zᵀ)ᵀ (n, K)
+    if params.c is not None:
+        o = o + params.c
+    cache = Cache(a=At.T, z=Zt.T, o=o, f=head.h(o), loss=head.loss(o, Y))
+    Delta = head.delta(o, Y) * scale  # rows δᵢ / n
+    Gt = _small(net, W.T, Delta.T) * sigma.grad(At)  # Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) (M, n)
+    dW = _small(net, Delta.T, Zt.T)  # ∂L/∂W = Δᵀ Z
+    dV = matmul(net, Gt, X)  # ∂L/∂V = Gᵀ X
+    grads = Params(V=dV, W=dW, b=_if(params.b, Gt.sum(1)), c=_if(params.c, Delta.sum(0)))
+    return grads, cache
+
+
+def _small(net: Net, a: Array, b: Array) -> Array:
+    """a @ b for the O(nMK) products of the column layout, inputs rounded as ``matmul`` rounds.
+
+    Inputs rounded to ``net.matmul_dtype`` and multiplied in float32: the same numbers as a
+    bfloat16 × bfloat16 → float32 dot (a product of two bfloat16 values is exact in
+    float32). XLA CPU folds the transposes here into the dots, and a bfloat16 dot that
+    contracts a leading axis is either converted to float32 anyway or, for some shapes,
+    refused at run time ("Unsupported element type for DotThunk::Execute: BF16 x BF16 =
+    F32", jaxlib 0.10.2).
+    """
+    low, high = jnp.dtype(net.matmul_dtype), jnp.result_type(a, b)
+    return a.astype(low).astype(high) @ b.astype(low).astype(high)
 
 
 def vmap_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:

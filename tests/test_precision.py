@@ -55,3 +55,33 @@ def test_bf16_digits_accuracy_within_half_a_point_of_float32():
 def test_unknown_matmul_dtype():
     with pytest.raises(ValueError, match="matmul_dtype must be one of"):
         jaxbp.Net(matmul_dtype="float16")
+
+
+def test_bf16_column_layout_matches_the_row_layout_and_float32_keeps_rows():
+    from jaxbp import backprop
+
+    net16, params, X, Y = _problem("bfloat16")
+    Y = jax.nn.one_hot(Y, 10)
+    cols, cache_c = backprop.matrix_grad(net16, params, X, Y)  # column layout (bf16 path)
+    rows, cache_r = backprop.matrix_grad_rows(net16, params, X, Y)
+    assert float(relative_error(cols, rows)) < 1e-5  # same roundings, other summation order
+    assert float(jnp.max(jnp.abs(cache_c.loss - cache_r.loss))) < 1e-5
+    assert cache_c.a.shape == cache_r.a.shape and cache_c.z.shape == cache_r.z.shape
+    net32 = jaxbp.Net(activation="relu", head="softmax")
+    same = backprop.matrix_grad(net32, params, X, Y)[0]
+    exact = backprop.matrix_grad_rows(net32, params, X, Y)[0]
+    assert all(
+        bool(jnp.array_equal(a, b))
+        for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(exact), strict=True)
+    )
+
+
+def test_bf16_fit_many_runs_the_column_layout_under_vmap():
+    net, _, X, Y = _problem("bfloat16")
+    keys = jax.random.split(jax.random.key(3), 2)
+    many = jaxbp.init_many(net, keys, d=64, hidden=16, out=10, bias=True)
+    result = jaxbp.fit_many(
+        net, many, X, Y, optimizer=optax.adam(1e-3), epochs=1, batch_size=100, key=keys,
+        progress=False,
+    )  # fmt: skip
+    assert result.status == ["completed"] * 2
