@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,23 +25,14 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from benchmarks import measure
+
 
 def cpu_info() -> dict:
-    """CPU model name and the flags that matter for bf16 (from /proc/cpuinfo on Linux)."""
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                break
-    except OSError:
-        pass
-    keep = [f for f in flags if "avx512" in f or f.startswith("amx") or f in ("avx2", "fma")]
+    """CPU model name and the flags that matter for bf16, the CPU count and JAX's devices."""
     return {
-        "model": model,
-        "flags": keep,
+        "model": measure.cpu_model(),
+        "flags": measure.cpu_flags(),
         "cpus": os.cpu_count(),
         "jax_devices": jax.device_count(),
     }

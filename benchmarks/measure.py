@@ -102,15 +102,27 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line of /proc/cpuinfo (Linux), or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (every benchmark names it: the machines change)."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The CPU flags that decide which matmul kernels run: AVX2/FMA, AVX-512 (incl. BF16), AMX."""
+    flags = (_cpuinfo("flags") or "").split()
+    return [f for f in flags if "avx512" in f or f.startswith("amx") or f in ("avx2", "fma")]
 
 
 def machine_info() -> dict:
@@ -124,7 +136,8 @@ def machine_info() -> dict:
     except OSError:
         load = None
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "usable_cores": usable,
         "platform": platform.platform(),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.measure import cpu_model  # noqa: E402
+
 TRAIN = ["train", "--quiet", "--overwrite"]
 CASES = {
     "help": ["--help"],
@@ -32,16 +36,6 @@ CASES = {
     "train (cold cache)": TRAIN,
     "train (warm cache)": TRAIN,
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_once(root: Path, case: str, scratch: Path) -> float:
