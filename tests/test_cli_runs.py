@@ -262,3 +262,15 @@ def test_ctrl_c_twice_and_after_a_resume(tmp_path):
     _, stderr = proc.communicate(timeout=240)
     second = _check_resumable_or_empty(out, proc.returncode, stderr)
     assert second >= first
+
+
+def test_a_log_gets_plain_progress_lines_not_a_bar(tmp_path, capsys):
+    code, _, err = _run(capsys, "train", "--data", "xor", "--hidden", "4", "--epochs", "20",
+                        "--out", tmp_path / "a")  # fmt: skip
+    assert code == 0  # capsys's stderr is not a terminal: one line per 2 epochs
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == [f"{k}/20" for k in range(2, 21, 2)]
+    assert "val_accuracy" in lines[-1] and "\r" not in err
+    code, _, err = _run(capsys, "train", "--data", "xor", "--hidden", "4", "--epochs", "20",
+                        "--out", tmp_path / "b", "--quiet")  # fmt: skip
+    assert code == 0 and "epoch 2/20" not in err

@@ -102,7 +102,8 @@ def _train(cfg: RunConfig, ds, out: Path, params, state, fit_key, *, quiet: bool
 
     net = cfg.net()
     state = TrainState(params, None) if state is None else TrainState(*state)
-    saver = runs.Saver(out, cfg, fit_key)
+    logged = not quiet and not sys.stderr.isatty()  # a log file: plain lines, not a bar
+    saver = runs.Saver(out, cfg, fit_key, log_every=max(1, cfg.epochs // 10) if logged else None)
     print(f"jaxbp train: {_describe(cfg, ds)} → {out}", file=sys.stderr)
     interrupt.check()  # Ctrl-C while loading or preparing: nothing to save yet
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -127,16 +128,20 @@ class Saver:
 
     ``config.json`` is written with the first checkpoint, so a run folder holds a
     resumable run or nothing. After a Ctrl-C (``jaxbp.cli.interrupt``) it saves at
-    once and returns True, which makes ``fit`` stop after the current epoch.
+    once and returns True, which makes ``fit`` stop after the current epoch. With
+    ``log_every`` it prints a plain progress line every that many epochs (for logs,
+    where a progress bar would not render).
     """
 
-    def __init__(self, out: Path, cfg: RunConfig, key):
-        self.out, self.cfg, self.key = out, cfg, key
+    def __init__(self, out: Path, cfg: RunConfig, key, *, log_every: int | None = None):
+        self.out, self.cfg, self.key, self.log_every = out, cfg, key, log_every
         self.saved_epoch, self.saved_at, self.config_written = None, time.monotonic(), False
         self.latest: FitResult | None = None
 
     def __call__(self, epoch: int, result: FitResult) -> bool:
         self.latest = result
+        if self.log_every and (epoch % self.log_every == 0 or epoch == self.cfg.epochs):
+            print(progress_line(epoch, self.cfg.epochs, result.history), file=sys.stderr)
         stop = interrupt.requested()
         if stop or time.monotonic() - self.saved_at > SAVE_EVERY_SECONDS:
             self.save(result)
@@ -148,6 +153,18 @@ class Saver:
             self.config_written = True
         save_checkpoint(self.out, self.cfg, result, self.key)
         self.saved_epoch, self.saved_at = result.epoch, time.monotonic()
+
+
+def progress_line(epoch: int, total: int, history: dict) -> str:
+    """``epoch 10/40  loss 0.1234  val_loss 0.2345  val_accuracy 97.22%``: one log line."""
+    parts = [f"epoch {epoch}/{total}", f"loss {history['loss'][-1]:.4f}"]
+    for name in ("val_loss", "val_accuracy"):
+        value = history.get(name, [None])[-1]
+        if value is not None:
+            parts.append(
+                f"{name} {100 * value:.2f}%" if "accuracy" in name else f"{name} {value:.4f}"
+            )
+    return "  ".join(parts)
 
 
 def history_csv(history: dict) -> str:
