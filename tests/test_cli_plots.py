@@ -13,7 +13,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from sklearn.metrics import confusion_matrix
 
-from jaxbp.cli import plots
+from jaxbp.cli import confusion, plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -81,7 +81,7 @@ def test_plotting_does_not_change_backend():
 
     before = matplotlib.get_backend()
     plots._loss_figure(HISTORY)
-    plots._confusion_figure([0, 1, 1], [0, 1, 0])  # sklearn's display imports pyplot
+    confusion.confusion_figure([0, 1, 1], [0, 1, 0])  # sklearn's display imports pyplot
     assert matplotlib.get_backend() == before
 
 
@@ -303,7 +303,7 @@ def test_confusion_matrix_counts_match_sklearn():
     y_pred = np.where(rng.random(200) < 0.7, y_true, rng.integers(0, 4, size=200))
     expected = confusion_matrix(y_true, y_pred)
 
-    fig, cm = plots._confusion_figure(y_true, y_pred)
+    fig, cm = confusion.confusion_figure(y_true, y_pred)
     np.testing.assert_array_equal(cm, expected)
     # The numbers drawn in the cells are the counts, row-major (true × predicted).
     ax = fig.axes[0]
@@ -321,20 +321,20 @@ def test_confusion_matrix_counts_match_sklearn():
 def test_confusion_matrix_n_classes_labels_and_one_hot(tmp_path):
     y_true = np.array([0, 0, 1, 1, 1])
     y_pred = np.array([0, 1, 1, 1, 0])
-    fig, cm = plots._confusion_figure(y_true, y_pred, n_classes=3)
+    fig, cm = confusion.confusion_figure(y_true, y_pred, n_classes=3)
     assert cm.shape == (3, 3) and cm[2].sum() == 0 and cm[:, 2].sum() == 0
     np.testing.assert_array_equal(cm, confusion_matrix(y_true, y_pred, labels=[0, 1, 2]))
 
     names = ["cat", "dog", "bird"]
-    fig, cm = plots._confusion_figure(np.eye(3)[y_true], y_pred, labels=names)
+    fig, cm = confusion.confusion_figure(np.eye(3)[y_true], y_pred, labels=names)
     assert cm.shape == (3, 3)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == names
     assert [t.get_text() for t in ax.get_yticklabels()] == names
 
-    out = plots.plot_confusion_matrix(y_true, y_pred, str(tmp_path / "cm.png"), labels=names)
+    out = confusion.plot_confusion_matrix(y_true, y_pred, str(tmp_path / "cm.png"), labels=names)
     assert_png(out, tmp_path / "cm.png")
     with pytest.raises(ValueError, match="labels"):
-        plots._confusion_figure(y_true, y_pred, n_classes=2, labels=names)
+        confusion.confusion_figure(y_true, y_pred, n_classes=2, labels=names)
     with pytest.raises(ValueError, match="class ids"):
-        plots._confusion_figure(y_true, y_pred + 1, n_classes=2)
+        confusion.confusion_figure(y_true, y_pred + 1, n_classes=2)

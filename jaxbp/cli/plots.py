@@ -12,6 +12,8 @@ Example:
     >>> plots.plot_loss(history, "/tmp/loss.png")  # doctest: +SKIP
     PosixPath('/tmp/loss.png')
 
+The confusion matrix is drawn by ``jaxbp.cli.confusion``.
+
 The 2-D plots (:func:`plot_decision_regions`, :func:`plot_regression_fit`) take data in
 the network's input space (e.g. standardised) and a ``predict`` callable on that space,
 such as ``lambda X: jaxbp.forward(net, params, X).argmax(-1)``.
@@ -19,7 +21,7 @@ such as ``lambda X: jaxbp.forward(net, params, X).argmax(-1)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +30,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 __all__ = [
+    "class_ids",
     "plot_accuracy",
-    "plot_confusion_matrix",
     "plot_decision_regions",
     "plot_loss",
     "plot_regression_fit",
+    "save_figure",
 ]
 
 DPI = 100
@@ -43,7 +46,7 @@ _GRID = {"alpha": 0.3, "linewidth": 0.6}
 # --------------------------------------------------------------------------- helpers
 
 
-def _save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
     """Write ``fig`` to ``path`` (parent folders created) and return it as a Path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +109,7 @@ def _class_colors(k: int) -> list:
     return [colormaps["turbo"](t) for t in np.linspace(0.05, 0.95, k)]
 
 
-def _class_ids(values, name: str) -> np.ndarray:
+def class_ids(values, name: str) -> np.ndarray:
     """Labels or predictions as a 1-D integer array; one-hot / score rows become argmax."""
     a = np.asarray(values)
     if a.ndim == 2 and a.shape[1] == 1:
@@ -198,7 +201,7 @@ def plot_loss(history: dict, path: str | Path) -> Path:
     Returns:
         The path written, as a :class:`pathlib.Path`.
     """
-    return _save(_loss_figure(history), path)
+    return save_figure(_loss_figure(history), path)
 
 
 def _accuracy_figure(history: Mapping) -> Figure:
@@ -223,7 +226,7 @@ def plot_accuracy(history: dict, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    return _save(_accuracy_figure(history), path)
+    return save_figure(_accuracy_figure(history), path)
 
 
 # --------------------------------------------------------------------------- decision regions
@@ -241,7 +244,7 @@ def _decision_regions_figure(
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"decision regions need 2-D inputs X of shape (n, 2), got {X.shape}")
-    y = _class_ids(y, "y")
+    y = class_ids(y, "y")
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} labels")
     if int(resolution) < 2:
@@ -254,7 +257,7 @@ def _decision_regions_figure(
     gy = np.linspace(y0, y1, resolution, dtype=dtype)
     xx, yy = np.meshgrid(gx, gy)
     grid = np.column_stack([xx.ravel(), yy.ravel()])
-    pred = _class_ids(predict(grid), "predict(grid)")
+    pred = class_ids(predict(grid), "predict(grid)")
     if pred.shape[0] != grid.shape[0]:
         raise ValueError(f"predict returned {pred.shape[0]} values for {grid.shape[0]} points")
 
@@ -290,7 +293,7 @@ def _decision_regions_figure(
             )
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    accuracy = np.mean(_class_ids(predict(X.astype(dtype)), "predict(X)") == y)
+    accuracy = np.mean(class_ids(predict(X.astype(dtype)), "predict(X)") == y)
     ax.set_title(title if title is not None else f"Decision regions (accuracy {accuracy:.1%})")
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
@@ -329,7 +332,7 @@ def plot_decision_regions(
     fig = _decision_regions_figure(
         predict, X, y, n_classes=n_classes, resolution=resolution, title=title
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- regression fit
@@ -406,83 +409,4 @@ def plot_regression_fit(
     Returns:
         The path written.
     """
-    return _save(_regression_fit_figure(predict, X, y, target=target, title=title), path)
-
-
-# --------------------------------------------------------------------------- confusion matrix
-
-
-def _confusion(
-    y_true, y_pred, *, n_classes: int | None = None, labels: Sequence | None = None
-) -> tuple[np.ndarray, np.ndarray, list | None]:
-    """The confusion matrix (rows true, columns predicted), its class ids and display labels."""
-    from sklearn.metrics import confusion_matrix
-
-    t, p = _class_ids(y_true, "y_true"), _class_ids(y_pred, "y_pred")
-    if t.shape != p.shape:
-        raise ValueError(f"y_true has {t.size} entries but y_pred has {p.size}")
-    if labels is not None:
-        labels = [str(s) for s in labels]
-        if n_classes is None:
-            n_classes = len(labels)
-        elif len(labels) != int(n_classes):
-            raise ValueError(f"{len(labels)} labels given for n_classes={n_classes}")
-    if n_classes is not None:
-        classes = np.arange(int(n_classes))
-        bad = np.setdiff1d(np.union1d(t, p), classes)
-        if bad.size:
-            raise ValueError(f"class ids {bad.tolist()} outside 0..{int(n_classes) - 1}")
-    else:
-        classes = np.union1d(t, p)
-    return confusion_matrix(t, p, labels=classes), classes, labels
-
-
-def _confusion_figure(
-    y_true, y_pred, *, n_classes: int | None = None, labels: Sequence | None = None
-) -> tuple[Figure, np.ndarray]:
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    cm, classes, labels = _confusion(y_true, y_pred, n_classes=n_classes, labels=labels)
-    k = classes.size
-    size = min(4.0 + 0.45 * k, 14.0)
-    fig = Figure(figsize=(size + 1.0, size))
-    ax = fig.add_subplot()
-    display = ConfusionMatrixDisplay(
-        cm, display_labels=labels if labels is not None else [str(c) for c in classes]
-    )
-    display.plot(
-        ax=ax,
-        cmap="Blues",
-        values_format="d",
-        colorbar=True,
-        include_values=k <= 30,
-        xticks_rotation=45 if k > 10 else "horizontal",
-    )
-    total = cm.sum()
-    accuracy = np.trace(cm) / total if total else float("nan")
-    ax.set_title(f"Confusion matrix (n = {total}, accuracy {accuracy:.1%})")
-    return fig, cm
-
-
-def plot_confusion_matrix(
-    y_true, y_pred, path: str | Path, *, n_classes: int | None = None, labels=None
-) -> Path:
-    """Plot the confusion matrix of integer class predictions (rows true, columns predicted).
-
-    Computed by :func:`sklearn.metrics.confusion_matrix` and drawn by
-    :class:`sklearn.metrics.ConfusionMatrixDisplay` on an object-oriented figure.
-
-    Args:
-        y_true: (n,) class ids, or (n, K) one-hot / score rows (reduced by argmax).
-        y_pred: same, predicted.
-        path: file to write.
-        n_classes: when given, the classes are 0..n_classes-1 (absent ones get empty
-            rows and columns); otherwise the sorted union of the ids seen.
-        labels: display names of the classes, in class-id order; implies
-            ``n_classes = len(labels)`` when ``n_classes`` is not given.
-
-    Returns:
-        The path written.
-    """
-    fig, _ = _confusion_figure(y_true, y_pred, n_classes=n_classes, labels=labels)
-    return _save(fig, path)
+    return save_figure(_regression_fit_figure(predict, X, y, target=target, title=title), path)

@@ -179,7 +179,7 @@ def history_csv(history: dict) -> str:
 
 def write_outputs(out: Path, cfg: RunConfig, ds, net: Net, result: FitResult) -> list[Path]:
     """history.csv/json and the plots; returns the files written."""
-    from jaxbp.cli import plots  # matplotlib: imported only when a run writes its plots
+    from jaxbp.cli import confusion, plots  # matplotlib: only when a run writes its plots
 
     history = result.history
     files = [out / "history.json", out / "history.csv"]
@@ -195,7 +195,7 @@ def write_outputs(out: Path, cfg: RunConfig, ds, net: Net, result: FitResult) ->
             return np.asarray(predict_classes(net, result.params, X))
 
         files.append(
-            plots.plot_confusion_matrix(
+            confusion.plot_confusion_matrix(
                 ds.y_test, classes(ds.X_test), out / "confusion_matrix.png",
                 n_classes=ds.n_classes,
                 labels=None if ds.classes is None else [str(c) for c in ds.classes],
