@@ -10,14 +10,23 @@ data (fixed seed). Methods:
   same process also times ``jaxbp.fit(epochs=1)`` as a user calls it (numpy inputs,
   checks, compilation, one epoch).
 - ``jaxbp-autodiff``: the same epoch with ``grad="autodiff"`` (``jax.grad``).
+- ``jaxbp-bf16``: the same epoch as ``jaxbp`` with ``Net(matmul_dtype="bfloat16")``
+  (bfloat16 matrix products with float32 accumulation; parameters, optimizer state and
+  loss stay float32).
 - ``jax-ref``: plain JAX written here without jaxbp: ``jax.grad`` of the cross-entropy,
   ``lax.scan`` over minibatches, ``optax.adam``.
 - ``sklearn``: ``MLPClassifier`` (same width, adam, alpha 0, same batch size,
   ``max_iter=1``), one ``partial_fit`` pass. It has biases, so it does slightly more work.
 - ``torch``: PyTorch eager, ``nn.Linear(bias=False)``, ``torch.optim.Adam``, a Python
   loop over minibatches (only when torch is importable).
+- ``torch-bf16``: the same loop with ``torch.autocast("cpu", dtype=torch.bfloat16)``
+  around the forward pass and the loss (backward outside it, as PyTorch recommends):
+  the peer a user would pick for speed (only when torch is importable).
 - ``peak``: ``jax.jit(jnp.dot)`` on two 2048×2048 float32 matrices, 2·2048³ flops: the
-  reference for "percent of peak".
+  reference for "percent of peak". It runs in every round, asked for or not.
+- ``peak-bf16``: ``jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=float32))``
+  on two 2048×2048 bfloat16 matrices, 2·2048³ flops: the reference for the percent of
+  peak of the bf16 rows. It runs when asked for, or when a bf16 method is.
 
 Executed flops per epoch: n(4dM + 6MK) — forward X Vᵀ (2dM) and Z Wᵀ (2MK), backward
 ΔᵀZ (2MK), ΔW (2MK) and Gᵀ X (2dM), per sample; the elementwise work and Adam are
@@ -82,8 +91,16 @@ METHODS = {
     "jax-ref": "plain JAX: jax.grad + lax.scan + optax.adam",
     "sklearn": "scikit-learn MLPClassifier (adam, with biases)",
     "torch": "PyTorch eager (nn.Linear, Adam, Python loop)",
+    "jaxbp-bf16": "jaxbp epoch fn, grad=matrix, matmul_dtype=bfloat16",
+    "torch-bf16": "PyTorch eager, bf16 autocast (forward + loss)",
 }
-PEAK = "peak"
+PEAK, PEAK_BF16 = "peak", "peak-bf16"
+PEAKS = {
+    PEAK: "jax.jit(jnp.dot), float32",
+    PEAK_BF16: "jax.jit(jnp.dot), bfloat16 x bfloat16 -> float32",
+}
+BF16_METHODS = ("jaxbp-bf16", "torch-bf16")  # their % of peak is of PEAK_BF16
+TORCH_METHODS = ("torch", "torch-bf16")
 
 
 def quick_workload(name: str) -> Workload:
@@ -224,8 +241,12 @@ def _time_epochs(run_epoch: Callable[[int], None], reps: int, budget_s: float) -
     }
 
 
-def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras: str) -> dict:
-    """Time the compiled jaxbp epoch; ``fit_extras`` "all"/"wall"/"": also time ``fit``."""
+def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras: str,
+                matmul_dtype: str | None = None) -> dict:  # fmt: skip
+    """Time the compiled jaxbp epoch; ``fit_extras`` "all"/"wall"/"": also time ``fit``.
+
+    ``matmul_dtype``: ``Net(matmul_dtype=...)`` (``"bfloat16"`` for ``jaxbp-bf16``).
+    """
     import jax
     import optax
 
@@ -233,7 +254,7 @@ def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras:
     from jaxbp import train, validate
 
     X, y = data(wl)
-    net = jaxbp.Net(activation="relu", head="softmax")
+    net = jaxbp.Net(activation="relu", head="softmax", matmul_dtype=matmul_dtype)
     params = jaxbp.init(net, jax.random.key(0), d=wl.d, hidden=wl.hidden, out=wl.classes)
     optimizer = optax.adam(1e-3)
     key = jax.random.key(1)
@@ -254,6 +275,7 @@ def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras:
     out["warmup_s"] = time.perf_counter() - start  # trace + compile + one epoch
     out |= _time_epochs(run_epoch, reps, budget_s)
     out["timing_mode"] = "epoch fn (jaxbp.train.compile_epoch), data on device"
+    out["matmul_dtype"] = matmul_dtype or "float32"
     if fit_extras:  # fit as a user calls it: numpy inputs, checks, compilation, one epoch
 
         def fit(epochs: int):
@@ -343,7 +365,10 @@ def _work_sklearn(wl: Workload, reps: int, budget_s: float) -> dict:
     return out
 
 
-def _work_torch(wl: Workload, reps: int, budget_s: float) -> dict:
+def _work_torch(wl: Workload, reps: int, budget_s: float, autocast: bool = False) -> dict:
+    """PyTorch eager; ``autocast``: forward and loss under ``torch.autocast("cpu", bfloat16)``."""
+    import contextlib
+
     import torch
 
     X, y = data(wl)
@@ -357,11 +382,18 @@ def _work_torch(wl: Workload, reps: int, budget_s: float) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
 
+    def forward_context():
+        if autocast:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def train_steps(Xs, ys, steps):
         for i in range(steps):
             rows = slice(i * wl.batch, (i + 1) * wl.batch)
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(Xs[rows]), ys[rows]).backward()
+            with forward_context():
+                loss = loss_fn(model(Xs[rows]), ys[rows])
+            loss.backward()
             optimizer.step()
 
     def run_epoch(k: int, steps: int = wl.steps) -> None:
@@ -376,23 +408,36 @@ def _work_torch(wl: Workload, reps: int, budget_s: float) -> dict:
         "intra_op": torch.get_num_threads(),
         "inter_op": torch.get_num_interop_threads(),
     }
+    if autocast:
+        out["autocast"] = "cpu, bfloat16 (forward + loss)"
     return out
 
 
-def _work_peak(size: int, reps: int) -> dict:
-    """``jax.jit(jnp.dot)`` on size×size float32 (2·size³ flops), plus numpy's for context."""
+def _work_peak(size: int, reps: int, bf16: bool = False) -> dict:
+    """``jax.jit(jnp.dot)`` on size×size float32 (2·size³ flops), plus numpy's for context.
+
+    ``bf16``: bfloat16 operands with float32 accumulation
+    (``preferred_element_type=float32``); numpy has no bfloat16 matmul, so no numpy figure.
+    """
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     A = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    Ad = jnp.asarray(A)
-    dot = jax.jit(jnp.dot)
+    if bf16:
+        Ad = jnp.asarray(A, dtype=jnp.bfloat16)
+        dot = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
+    else:
+        Ad = jnp.asarray(A)
+        dot = jax.jit(jnp.dot)
     start = time.perf_counter()
     for _ in range(2):
         dot(Ad, Ad).block_until_ready()
     out = {"warmup_s": time.perf_counter() - start, "size": size}
     out |= _time_epochs(lambda k: dot(Ad, Ad).block_until_ready(), reps, budget_s=30.0)
+    out["dtype"] = "bfloat16 -> float32" if bf16 else "float32"
+    if bf16:
+        return out
     numpy_s = []
     A @ A
     for _ in range(3):
@@ -415,6 +460,12 @@ def worker(method: str, wl: Workload, peak_n: int, budget_s: float, fit_extras: 
         return _work_sklearn(wl, wl.reps, budget_s)
     if method == "torch":
         return _work_torch(wl, wl.reps, budget_s)
+    if method == "jaxbp-bf16":
+        return _work_jaxbp(wl, wl.reps, budget_s, "matrix", "", matmul_dtype="bfloat16")
+    if method == "torch-bf16":
+        return _work_torch(wl, wl.reps, budget_s, autocast=True)
     if method == PEAK:
         return _work_peak(peak_n, 10)
+    if method == PEAK_BF16:
+        return _work_peak(peak_n, 10, bf16=True)
     raise ValueError(f"unknown method {method!r}")

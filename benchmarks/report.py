@@ -10,7 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.measure import METHODS, PEAK
+from benchmarks.measure import BF16_METHODS, METHODS, PEAK, PEAK_BF16, PEAKS
 
 SECTION = "jaxbp-bench"
 
@@ -62,8 +62,34 @@ def select_runs(record: dict, noisy_cores: float | None, min_clean: int = 2) -> 
     return (clean, "clean") if len(clean) >= min(min_clean, len(ok)) else (ok, "all")
 
 
+def _peak_summary(runs: list[dict], used: str, peak_flops: int) -> dict:
+    st = _stats(samples(runs))
+    numpy_peak = _stats(samples(runs, "numpy_samples_s"))
+    return {
+        "time": st,
+        "rounds": len(runs),
+        "used": used,
+        "gflops": peak_flops / st["median"] / 1e9 if st else None,
+        "numpy_gflops": peak_flops / numpy_peak["median"] / 1e9 if numpy_peak else None,
+    }
+
+
+def _ratio(selected: dict, base: str, other: str, base_st: dict, st: dict) -> dict:
+    """``other``'s median epoch / ``base``'s, and the range of the same-round ratios."""
+    mine = _per_round_medians(selected[base][0])
+    theirs = _per_round_medians(selected[other][0])
+    paired = [theirs[r] / mine[r] for r in mine if r in theirs]
+    return {
+        "speedup": st["median"] / base_st["median"],  # other / base
+        "per_round": [min(paired), max(paired)] if paired else None,
+    }
+
+
 def summarize(doc: dict) -> dict:
     """Medians, min–max, GFLOP/s, percent of peak, ratios and targets from raw samples.
+
+    The bf16 methods' percent of peak is of the bf16 peak (``peak_bf16``; None when it
+    was not run); torch-bf16's speed-up is against jaxbp-bf16 when that ran (``base``).
 
     Per method, only the clean runs are used when there are at least two (see
     :func:`select_runs`; the threshold is the run's ``noisy_cores``); every run is kept
@@ -75,14 +101,14 @@ def summarize(doc: dict) -> dict:
         flops = entry["spec"]["flops"]
         recs = entry["methods"]
         selected = {method: select_runs(rec, noisy) for method, rec in recs.items()}
-        peak_runs = selected.get(PEAK, ([], "all"))[0]
-        peak_stats = _stats(samples(peak_runs))
         peak_flops = 2 * doc["config"]["peak_size"] ** 3
-        peak_gflops = peak_flops / peak_stats["median"] / 1e9 if peak_stats else None
-        numpy_peak = _stats(samples(peak_runs, "numpy_samples_s"))
+        peaks = {m: _peak_summary(*selected[m], peak_flops) for m in PEAKS if m in selected}
+        peak = peaks.get(PEAK) or _peak_summary([], "all", peak_flops)
+        peak_gflops = peak["gflops"]
+        bf16_gflops = peaks[PEAK_BF16]["gflops"] if PEAK_BF16 in peaks else None
         methods = {}
         for method, rec in recs.items():
-            if method == PEAK:
+            if method in PEAKS:
                 continue
             runs, used = selected[method]
             st = _stats(samples(runs))
@@ -96,22 +122,27 @@ def summarize(doc: dict) -> dict:
             }
             if st:
                 row["gflops"] = flops / st["median"] / 1e9
-                row["pct_peak"] = 100 * row["gflops"] / peak_gflops if peak_gflops else None
+                ref = bf16_gflops if method in BF16_METHODS else peak_gflops
+                row["pct_peak"] = 100 * row["gflops"] / ref if ref else None
+                if method in BF16_METHODS:
+                    row["peak_ref"] = PEAK_BF16
                 row["cores_used"] = _median_of(runs, "cores_used")
                 row["foreign_cores"] = _median_of(runs, "foreign_cores")
             methods[method] = row
         base = methods.get("jaxbp", {}).get("time")
         ratios = {}
-        for other in ("jaxbp-autodiff", "jax-ref", "sklearn", "torch"):
+        for other in ("jaxbp-autodiff", "jax-ref", "sklearn", "torch", "jaxbp-bf16"):
             st = methods.get(other, {}).get("time")
             if base and st:
-                mine = _per_round_medians(selected["jaxbp"][0])
-                theirs = _per_round_medians(selected[other][0])
-                paired = [theirs[r] / mine[r] for r in mine if r in theirs]
-                ratios[other] = {
-                    "speedup": st["median"] / base["median"],  # other / jaxbp
-                    "per_round": [min(paired), max(paired)] if paired else None,
-                }
+                ratios[other] = _ratio(selected, "jaxbp", other, base, st)
+        # torch-bf16 against jaxbp-bf16 (like for like), else against jaxbp.
+        bf16_base = "jaxbp-bf16" if methods.get("jaxbp-bf16", {}).get("time") else "jaxbp"
+        st = methods.get("torch-bf16", {}).get("time")
+        base_st = methods.get(bf16_base, {}).get("time")
+        if base_st and st:
+            ratios["torch-bf16"] = _ratio(selected, bf16_base, "torch-bf16", base_st, st) | {
+                "base": bf16_base
+            }
         host = {}
         if "jaxbp" in recs:
             runs = selected["jaxbp"][0]
@@ -124,13 +155,8 @@ def summarize(doc: dict) -> dict:
             }
         out[name] = {
             "flops": flops,
-            "peak": {
-                "time": peak_stats,
-                "rounds": len(peak_runs),
-                "used": selected.get(PEAK, ([], "all"))[1],
-                "gflops": peak_gflops,
-                "numpy_gflops": peak_flops / numpy_peak["median"] / 1e9 if numpy_peak else None,
-            },
+            "peak": peak,
+            **({"peak_bf16": peaks[PEAK_BF16]} if PEAK_BF16 in peaks else {}),
             "methods": methods,
             "ratios": ratios,
             "host": host,
@@ -205,11 +231,15 @@ _TARGET_ROWS = {
 }
 
 
-def _speedup_cell(ratio: dict) -> str:
+def _speedup_cell(ratio: dict | None) -> str:
+    if ratio is None:
+        return "–"
     cell = f"{ratio['speedup']:.2f}×"
     if ratio["per_round"]:
         lo, hi = ratio["per_round"]
         cell += f" ({lo:.2f}–{hi:.2f})"
+    if ratio.get("base", "jaxbp") != "jaxbp":
+        cell += f" vs {ratio['base']}"
     return cell
 
 
@@ -248,6 +278,18 @@ def render_markdown(doc: dict, source: Path | str | None = None) -> str:
         f"round. `cores` = CPU time / wall of the timed section; `others` = cores used "
         f"meanwhile by other processes on the machine (noise).",
     ]
+    if PEAK_BF16 in cfg["methods"] or any(m in BF16_METHODS for m in cfg["methods"]):
+        lines += [
+            "",
+            f'bfloat16 rows: `jaxbp-bf16` is the same epoch with `Net(matmul_dtype="bfloat16")` '
+            f"(bf16 products, float32 accumulation; parameters, Adam state and loss float32); "
+            f"`torch-bf16` runs the forward pass and the loss under "
+            f'`torch.autocast("cpu", dtype=torch.bfloat16)`. Their % of peak is of the bf16 '
+            f"peak, `jnp.dot(a, b, preferred_element_type=float32)` on {cfg['peak_size']}×"
+            f"{cfg['peak_size']} bfloat16 (same flops, same protocol), marked (bf16). The "
+            f"jaxbp-bf16 speed-up cell is its epoch / jaxbp's (float32); torch-bf16's is "
+            f"against jaxbp-bf16 when that ran (marked).",
+        ]
     if cfg.get("noisy_cores") is not None:
         lines += [
             "",
@@ -280,11 +322,14 @@ def render_markdown(doc: dict, source: Path | str | None = None) -> str:
                 continue
             ratio = s["ratios"].get(method)
             speed = "—" if method == "jaxbp" else _speedup_cell(ratio)
+            pct = format_value(row["pct_peak"], ".1f")
+            if row.get("peak_ref") == PEAK_BF16 and row["pct_peak"] is not None:
+                pct += " (bf16)"
             notes = f" ({'; '.join(row['notes'])})" if row["notes"] else ""
             rounds = _rounds_cell(row["rounds"], row["rounds_run"], row["used"], cfg)
             lines.append(
                 f"| {label}{notes} | {format_seconds(st['median'])} | {_range(st)} | {st['n']} "
-                f"({rounds}) | {row['gflops']:.1f} | {format_value(row['pct_peak'], '.1f')} "
+                f"({rounds}) | {row['gflops']:.1f} | {pct} "
                 f"| {speed} | {format_value(row['cores_used'], '.2f')} "
                 f"| {format_value(row['foreign_cores'], '.2f')} |"
             )
@@ -297,6 +342,16 @@ def render_markdown(doc: dict, source: Path | str | None = None) -> str:
                 f"| {peak['gflops']:.1f} | 100 "
                 f"| numpy/BLAS same matmul: {format_value(peak['numpy_gflops'], '.1f')} "
                 "GFLOP/s | | |"
+            )
+        bf16 = s.get("peak_bf16")
+        if bf16 and bf16["time"]:
+            vs = (f"bf16 / float32 peak: {bf16['gflops'] / peak['gflops']:.2f}×"
+                  if peak["gflops"] else "")  # fmt: skip
+            lines.append(
+                f"| peak-bf16: jax.jit(jnp.dot) {cfg['peak_size']}³ bf16 → f32 "
+                f"| {format_seconds(bf16['time']['median'])} "
+                f"| {_range(bf16['time'])} | {bf16['time']['n']} ({bf16['rounds']}) "
+                f"| {bf16['gflops']:.1f} | 100 (bf16) | {vs} | | |"
             )
     lines += ["", "### Targets", "", "| target | " + " | ".join(summary) + " |",
               "|---|" + "---|" * len(summary)]  # fmt: skip

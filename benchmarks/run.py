@@ -41,11 +41,15 @@ if __name__ == "__main__" and not __package__:  # python benchmarks/run.py: impo
 
 from benchmarks import report
 from benchmarks.measure import (
+    BF16_METHODS,
     METHODS,
     PEAK,
+    PEAK_BF16,
     PEAK_N,
+    PEAKS,
     QUICK,
     QUICK_PEAK_N,
+    TORCH_METHODS,
     WORKLOADS,
     Workload,
     busy_cpu_seconds,
@@ -217,14 +221,21 @@ def run(
     return doc
 
 
-def new_document(methods: Sequence[str], *, rounds: int, quick: bool, peak_n: int,
+def new_document(requested: Sequence[str], *, rounds: int, quick: bool, peak_n: int,
                  budget_s: float, slow_epoch_s: float, slow_rounds: int,
                  noisy_cores: float | None, retries: int, quiet_wait_s: float) -> dict:  # fmt: skip
-    """An empty results document: machine information and the run's configuration."""
+    """An empty results document: machine information and the run's configuration.
+
+    ``config["methods"]`` lists the methods run besides the float32 peak (which always
+    runs): the torch methods only when torch is importable, and ``peak-bf16`` (last) when
+    asked for or when a bf16 method is run.
+    """
     skipped = {}
-    if "torch" in methods and not torch_available():
-        skipped["torch"] = "torch is not importable"
-        methods = [m for m in methods if m != "torch"]
+    if not torch_available():
+        skipped = {m: "torch is not importable" for m in TORCH_METHODS if m in requested}
+    methods = [m for m in dict.fromkeys(requested) if m not in skipped and m not in PEAKS]
+    if any(m in BF16_METHODS for m in methods) or PEAK_BF16 in requested:
+        methods.append(PEAK_BF16)
     return {
         "schema": SCHEMA,
         "machine": machine_info(),
@@ -242,6 +253,7 @@ def new_document(methods: Sequence[str], *, rounds: int, quick: bool, peak_n: in
             "quiet_wait_s": quiet_wait_s,
             "flops_formula": "n(4dM + 6MK)",
             "network": "relu, softmax head, no biases, float32, Adam lr 1e-3, one epoch",
+            "peaks": {m: PEAKS[m] for m in (PEAK, PEAK_BF16) if m == PEAK or m in methods},
             "protocol": (
                 "fresh subprocess per (method, round); warm-up excluded; rounds interleaved "
                 "in rotated order; medians and min-max over the timed epochs of the clean runs"
@@ -274,7 +286,9 @@ def _parser() -> argparse.ArgumentParser:
         "PyTorch (fresh subprocess per method, interleaved rounds).",
     )
     p.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--methods", nargs="+", choices=[*METHODS, *PEAKS], default=list(METHODS),
+                   help="training methods and peaks (the float32 peak always runs; "
+                        "peak-bf16 runs with any bf16 method)")  # fmt: skip
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument(
         "--out", type=Path, help="results JSON (default benchmarks/results/bench-DATE.json)"

@@ -143,3 +143,85 @@ def test_from_json_without_md_only_prints(quick_run, tmp_path, monkeypatch, caps
     assert run.main(["--from-json", str(out)]) == 0
     assert report.render_markdown(doc, out) in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def bf16_run(tmp_path_factory):
+    """--quick, one round: jaxbp, jaxbp-bf16, peak-bf16, and torch-bf16 when torch imports."""
+    tmp = tmp_path_factory.mktemp("bench-bf16")
+    out, md = tmp / "results.json", tmp / "BENCHMARKS.md"
+    methods = ["jaxbp", "jaxbp-bf16", "peak-bf16"] + ["torch-bf16"] * run.torch_available()
+    argv = ["--quick", "--workloads", "S", "--methods", *methods,
+            "--rounds", "1", "--out", str(out), "--md", str(md)]  # fmt: skip
+    assert run.main(argv) == 0
+    return json.loads(out.read_text()), md.read_text()
+
+
+def test_bf16_rows_in_json(bf16_run):
+    doc, _ = bf16_run
+    torch_rows = ["torch-bf16"] * run.torch_available()
+    assert doc["config"]["methods"] == ["jaxbp", "jaxbp-bf16", *torch_rows, "peak-bf16"]
+    assert set(doc["config"]["peaks"]) == {"peak", "peak-bf16"}
+    entry = doc["workloads"]["S"]
+    assert set(entry["methods"]) == {"jaxbp", "jaxbp-bf16", *torch_rows, "peak", "peak-bf16"}
+    for record in entry["methods"].values():
+        (attempt,) = record["runs"]
+        assert "error" not in attempt, attempt
+        assert attempt["samples_s"] and all(s > 0 for s in attempt["samples_s"])
+    assert entry["methods"]["jaxbp-bf16"]["runs"][0]["matmul_dtype"] == "bfloat16"
+    assert entry["methods"]["jaxbp"]["runs"][0]["matmul_dtype"] == "float32"
+    assert entry["methods"]["peak-bf16"]["runs"][0]["dtype"] == "bfloat16 -> float32"
+    summary = doc["summary"]["S"]
+    bf16_peak, f32_peak = summary["peak_bf16"]["gflops"], summary["peak"]["gflops"]
+    assert bf16_peak > 0 and f32_peak > 0
+    rows = summary["methods"]
+    assert "peak-bf16" not in rows
+    for method in ("jaxbp-bf16", *torch_rows):  # % of the bf16 peak
+        assert rows[method]["peak_ref"] == "peak-bf16"
+        assert rows[method]["pct_peak"] == pytest.approx(100 * rows[method]["gflops"] / bf16_peak)
+    assert "peak_ref" not in rows["jaxbp"]
+    assert rows["jaxbp"]["pct_peak"] == pytest.approx(100 * rows["jaxbp"]["gflops"] / f32_peak)
+    assert "jaxbp-bf16" in summary["ratios"]
+    if torch_rows:
+        assert summary["ratios"]["torch-bf16"]["base"] == "jaxbp-bf16"
+
+
+def test_bf16_rows_in_markdown(bf16_run):
+    _, text = bf16_run
+    table = text.split("### S:", 1)[1].split("###", 1)[0]
+    rows = {line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")}
+    assert "| " + measure.METHODS["jaxbp-bf16"] in rows
+    assert "| " + measure.METHODS["jaxbp"] in rows
+    assert any(row.startswith("| peak-bf16: ") for row in rows)
+    assert any(row.startswith("| peak: ") for row in rows)
+    assert "(bf16)" in table and "bf16 / float32 peak" in table
+    assert ("| " + measure.METHODS["torch-bf16"] in rows) == run.torch_available()
+
+
+def test_bf16_peak_runs_with_a_bf16_method_and_torch_is_skipped_without_torch(monkeypatch):
+    """peak-bf16 joins any bf16 method; the float32 peak is never listed (it always runs)."""
+    kw = dict(rounds=1, quick=True, peak_n=8, budget_s=1.0, slow_epoch_s=60.0, slow_rounds=2,
+              noisy_cores=None, retries=0, quiet_wait_s=0.0)  # fmt: skip
+    monkeypatch.setattr(run, "machine_info", dict)
+    doc = run.new_document(["jaxbp", "jaxbp-bf16", "peak"], **kw)
+    assert doc["config"]["methods"] == ["jaxbp", "jaxbp-bf16", "peak-bf16"]
+    assert run.new_document(["jaxbp"], **kw)["config"]["methods"] == ["jaxbp"]
+    monkeypatch.setattr(run, "torch_available", lambda: False)
+    doc = run.new_document(["jaxbp", "torch", "torch-bf16"], **kw)
+    assert doc["config"]["methods"] == ["jaxbp"]
+    assert set(doc["config"]["skipped"]) == {"torch", "torch-bf16"}
+
+
+def test_old_results_without_bf16_peak_still_summarize():
+    """A document from before the bf16 rows (no peak-bf16, no config peaks) renders as before."""
+    flops = measure.WORKLOADS["S"].flops
+    rec = {"runs": [{"round": 0, "samples_s": [flops / 50e9]}], "discarded": [], "notes": []}
+    peak = {"runs": [{"round": 0, "samples_s": [2 * 2048**3 / 100e9]}], "discarded": [],
+            "notes": []}  # fmt: skip
+    methods = {"jaxbp": rec, "jaxbp-bf16": rec, "peak": peak}
+    doc = {"config": {"peak_size": 2048}, "workloads": {"S": {"spec": {"flops": flops},
+                                                              "methods": methods}}}  # fmt: skip
+    summary = report.summarize(doc)["S"]
+    assert "peak_bf16" not in summary
+    assert summary["methods"]["jaxbp"]["pct_peak"] == pytest.approx(50)
+    assert summary["methods"]["jaxbp-bf16"]["pct_peak"] is None  # no bf16 peak measured
