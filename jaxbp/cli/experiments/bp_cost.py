@@ -2,7 +2,7 @@
 
 For d = 64 inputs, K = 10 classes and a batch of n = 256 samples, the hidden width M
 grows from 4 to 1024, so the number of parameters P = M(d + K) grows from 296 to
-75 776. Timed, jitted and after compilation (median of repeats, each waited for with
+75 776. Timed, jitted and after compilation (median of interleaved repeats, each waited for with
 ``block_until_ready``):
 
 - one forward pass: ``jaxbp.loss`` (f(x) and ℓ for the batch);
@@ -74,21 +74,20 @@ def _time_width(M: int, cfg: dict, key) -> dict:
     chunk = min(P, FD_CHUNK)
     idx = jnp.arange(chunk)
     fns = {
-        "forward_s": (jax.jit(jaxbp.loss), cfg["repeats"]),
-        "bp_s": (jax.jit(jaxbp.batch_grad), cfg["repeats"]),
-        "autodiff_s": (jax.jit(jaxbp.autodiff_grad), cfg["repeats"]),
-        "fd_chunk_s": (
-            jax.jit(lambda n, p, x, y: fd_coordinates(n, p, x, y, idx)),
-            cfg["fd_repeats"],
-        ),
+        "forward_s": jax.jit(jaxbp.loss),
+        "bp_s": jax.jit(jaxbp.batch_grad),
+        "autodiff_s": jax.jit(jaxbp.autodiff_grad),
     }
+    fd_fn = jax.jit(lambda n, p, x, y: fd_coordinates(n, p, x, y, idx))
+    calls = {name: (lambda fn=fn: fn(NET, params, X, Y)) for name, fn in fns.items()}
+    for call in [*calls.values(), lambda: fd_fn(NET, params, X, Y)]:
+        jax.block_until_ready(call())  # compile
     row = {"width": M, "params": P, "fd_coordinates_timed": chunk}
-    for name, (fn, repeats) in fns.items():
-        jax.block_until_ready(fn(NET, params, X, Y))  # compile
-        row[name] = common.median_seconds(lambda fn=fn: fn(NET, params, X, Y), repeats)
+    row |= common.interleaved_median_seconds(calls, cfg["repeats"])  # compared with each other
+    row["fd_chunk_s"] = common.median_seconds(lambda: fd_fn(NET, params, X, Y), cfg["fd_repeats"])
     row["fd_s"] = row["fd_chunk_s"] * P / chunk
-    bp = jax.jit(jaxbp.batch_grad)(NET, params, X, Y)
-    fd = fns["fd_chunk_s"][0](NET, params, X, Y)
+    bp = fns["bp_s"](NET, params, X, Y)
+    fd = fd_fn(NET, params, X, Y)
     ref = ravel_pytree(bp)[0][:chunk]
     row["fd_rel_error"] = float(jnp.linalg.norm(fd - ref) / jnp.linalg.norm(ref))
     return row

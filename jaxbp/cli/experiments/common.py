@@ -80,12 +80,20 @@ def versions() -> dict[str, str]:
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls, each waited for
     (``jax.block_until_ready``); call ``fn`` once before, to compile."""
-    times = []
+    return interleaved_median_seconds({"fn": fn}, repeats)["fn"]
+
+
+def interleaved_median_seconds(fns: dict[str, Callable[[], object]], repeats: int) -> dict:
+    """Median wall time of each ``fns[name]()`` over ``repeats`` rounds; every round calls
+    each function once, in turn, so that a slow spell of a shared machine hits all of
+    them alike (their ratios are what the experiments compare). Compile them first."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def figure(nrows: int, ncols: int, *, size: tuple[float, float] = (3.6, 3.0), **kwargs):
