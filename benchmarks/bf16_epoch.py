@@ -16,7 +16,6 @@ batch axis of two row-major operands, which XLA CPU runs in float32), obtained b
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -30,12 +29,9 @@ import jax
 import optax
 
 import jaxbp
+from benchmarks import measure
+from benchmarks.bf16_layouts import cpu_info
 from jaxbp import backprop, gradients, train
-
-try:
-    from benchmarks.bf16_layouts import cpu_info
-except ImportError:  # run as a script from benchmarks/
-    from bf16_layouts import cpu_info
 
 WORKLOADS = {
     "M": {"n": 16384, "d": 784, "M": 512, "K": 10, "batch": 256},
@@ -96,8 +92,7 @@ def main(argv=None) -> int:
     out = {"benchmark": "bf16 vs float32 epoch (compile_epoch)", "cpu": cpu_info(),
            "jax": jax.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "rounds": args.rounds, "results": results}  # fmt: skip
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False))
+    measure.write_json(args.out, out)
     print(f"wrote {args.out}")
     return 0
 

@@ -11,7 +11,6 @@ we report medians in GF/s. The machine's CPU model and its bf16/AMX flags go in 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -120,8 +119,7 @@ def main(argv=None) -> int:
         "table": table,
         "samples_seconds": samples,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    measure.write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

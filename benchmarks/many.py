@@ -19,7 +19,6 @@ exceed peak / (sequential GFLOP/s): that bound is printed too.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -34,12 +33,9 @@ import jax.numpy as jnp
 import optax
 
 import jaxbp
+from benchmarks.bf16_layouts import cpu_info
+from benchmarks.measure import write_json
 from jaxbp import train
-
-try:
-    from benchmarks.bf16_layouts import cpu_info
-except ImportError:  # imported with benchmarks/ itself on the path
-    from bf16_layouts import cpu_info
 
 N, D, M, K, BATCH = 8192, 64, 128, 10, 128
 TARGET = 3.0  # the performance issue's target for 64 models of workload S
@@ -146,8 +142,7 @@ def main(argv=None) -> int:
         "target": TARGET,
         "met": ratio >= TARGET,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    write_json(args.out, result)
     print(f"{args.models} models of workload S, M {args.hidden}, {args.rounds} rounds:")
     for name, values in samples.items():
         print(f"  {name:<10} {med[name]:8.3f} s  [{min(values):.3f}–{max(values):.3f}]  "

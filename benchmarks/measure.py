@@ -43,12 +43,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
 import resource
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +119,16 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def write_json(path, doc) -> Path:
+    """Write ``doc`` as indented JSON to ``path`` atomically (``jaxbp.atomic``); folders made."""
+    from jaxbp import atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    return path
 
 
 def _cpuinfo(field: str) -> str | None:

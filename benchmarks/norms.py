@@ -33,7 +33,7 @@ from pathlib import Path
 if __name__ == "__main__" and not __package__:  # python benchmarks/norms.py: import from the root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks.measure import machine_info
+from benchmarks.measure import machine_info, write_json
 from benchmarks.report import format_seconds, write_section
 from benchmarks.run import ROOT, rotated
 
@@ -268,7 +268,7 @@ def main(argv=None) -> int:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = args.out or Path("benchmarks/results") / f"norms-{stamp}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(out, doc)
         print(f"results -> {out}")
     text = render(doc, out)
     if args.md:

@@ -6,10 +6,10 @@ samples; nothing is timed.
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
+from benchmarks import measure
 from benchmarks.measure import BF16_METHODS, METHODS, PEAK, PEAK_BF16, PEAKS
 
 SECTION = "jaxbp-bench"
@@ -429,7 +429,4 @@ def write_section(path: Path, name: str, text: str, title: str = "# Benchmarks")
 
 def save_json(doc: dict, path: Path) -> None:
     """Write ``doc`` with its ``summary`` to ``path`` (atomically: a temporary file, renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc | {"summary": summarize(doc)}, indent=1) + "\n")
-    tmp.replace(path)
+    measure.write_json(path, doc | {"summary": summarize(doc)})

@@ -13,7 +13,6 @@ Prints a table and writes JSON with the CPU model.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import cpu_model  # noqa: E402
+from benchmarks.measure import cpu_model, write_json  # noqa: E402
 
 TRAIN = ["train", "--quiet", "--overwrite"]
 CASES = {
@@ -90,7 +89,7 @@ def main(argv=None) -> int:
     if args.json:
         doc = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": sys.version.split()[0],
                "runs": args.runs, "rows": rows}  # fmt: skip
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(args.json, doc)
     return 0
 
 
