@@ -1,10 +1,14 @@
 """How good is θ: predictions, class probabilities, loss and accuracy or MSE.
 
 What a prediction is and what counts as correct belong to the head
-(``jaxbp.heads``); this module applies them to a batch.
+(``jaxbp.heads``); this module applies them to a batch. Each function checks
+its inputs, then runs one compiled computation (``net`` static), so a call
+costs one compilation per shape rather than one per operation.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +37,11 @@ def predict(net: Net, params: Params, X) -> Array:
     """
     check_params(net, params)
     X = check_inputs(params, X, name="X")
+    return _predict(net, params, X)
+
+
+@partial(jax.jit, static_argnums=0)
+def _predict(net: Net, params: Params, X: Array) -> Array:
     return net.loss_head.predict(logits(net, params, X))
 
 
@@ -40,6 +49,11 @@ def predict_classes(net: Net, params: Params, X) -> Array:
     """Class ids 0..C−1 (classifiers only): argmax for softmax, 1[o ≥ 0] for logistic."""
     check_params(net, params)
     X = check_inputs(params, X, name="X")
+    return _classes(net, params, X)
+
+
+@partial(jax.jit, static_argnums=0)
+def _classes(net: Net, params: Params, X: Array) -> Array:
     return net.loss_head.classes(logits(net, params, X))
 
 
@@ -50,6 +64,11 @@ def class_probabilities(net: Net, params: Params, X) -> Array:
     """
     check_params(net, params)
     X = check_inputs(params, X, name="X")
+    return _probabilities(net, params, X)
+
+
+@partial(jax.jit, static_argnums=0)
+def _probabilities(net: Net, params: Params, X: Array) -> Array:
     return net.loss_head.probabilities(logits(net, params, X))
 
 
@@ -60,10 +79,16 @@ def evaluate(net: Net, params: Params, X, Y) -> dict[str, float]:
     """
     X, Y = check_batch(net, params, X, Y, kind="batch")
     check_nonempty(X)
+    loss, score = _metrics(net, params, X, Y)
+    return {"loss": float(loss), "accuracy" if net.is_classifier else "mse": float(score)}
+
+
+@partial(jax.jit, static_argnums=0)
+def _metrics(net: Net, params: Params, X: Array, Y: Array) -> tuple[Array, Array]:
+    """(L(θ), accuracy) for a classifier, (L(θ), MSE) otherwise."""
     cache = forward_pass(net, params, X, Y)
-    out = {"loss": float(jnp.mean(cache.loss))}
     if net.is_classifier:
-        out["accuracy"] = float(jnp.mean(net.loss_head.correct(cache.o, Y)))
+        score = jnp.mean(net.loss_head.correct(cache.o, Y))
     else:
-        out["mse"] = float(jnp.mean((cache.f - Y) ** 2))
-    return out
+        score = jnp.mean((cache.f - Y) ** 2)
+    return jnp.mean(cache.loss), score

@@ -8,6 +8,7 @@ offset is ``None`` (the lecture's "w.l.o.g. no offset"), an empty pytree.
 from __future__ import annotations
 
 import operator
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -136,6 +137,14 @@ def init(
         raise TypeError(f"bias must be True or False, got {type(bias).__name__} {bias!r:.40}")
     scale = check_real(scale, "scale")
     dtype = _resolve_dtype(dtype)
+    _initializer(scheme, scale)  # checks the scheme before compiling
+    return _draw(key, scheme, scale, (hidden, d, out), dtype, bias)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _draw(key: Array, scheme: str, scale: float, sizes: tuple, dtype, bias: bool) -> Params:
+    """V (M, d) and W (K, M) drawn from two halves of ``key``; b, c zeros: one compilation."""
+    hidden, d, out = sizes
     initializer = _initializer(scheme, scale)
     key_v, key_w = jax.random.split(key)
     V = initializer(key_v, (hidden, d), dtype)

@@ -16,6 +16,7 @@ import numbers
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -279,13 +280,18 @@ def _validation_data(net, params, X, Y, validation, fraction, early_stopping, sp
     if validation is not None and fraction is not None:
         raise ValueError("give either validation=(Xv, Yv) or validation_fraction, not both")
     if fraction is not None:
-        n_val = _validation_size(X.shape[0], fraction)
-        perm = np.asarray(jax.random.permutation(split_key, X.shape[0]))
-        return X[perm[n_val:]], Y[perm[n_val:]], X[perm[:n_val]], Y[perm[:n_val]]
+        return _hold_out(split_key, X, Y, _validation_size(X.shape[0], fraction))
     if validation is None:
         return X, Y, None, None
     Xv, Yv = checked_validation(net, params, validation)
     return X, Y, Xv, Yv
+
+
+@partial(jax.jit, static_argnums=3)
+def _hold_out(key, X: Array, Y: Array, n_val: int) -> tuple[Array, Array, Array, Array]:
+    """(X, Y) in a random order split into training rows and the first ``n_val`` for validation."""
+    perm = jax.random.permutation(key, X.shape[0])
+    return X[perm[n_val:]], Y[perm[n_val:]], X[perm[:n_val]], Y[perm[:n_val]]
 
 
 def checked_validation(net, params, validation) -> tuple[Array, Array]:

@@ -3,6 +3,9 @@
 Synthetic sets use one size N, so the jax.random draws compile once for all of them.
 """
 
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
@@ -61,6 +64,29 @@ def test_digits_split_is_stratified_and_fixed(digits):
     test_counts = np.bincount(digits.y_test, minlength=10)
     assert np.all(np.abs(test_counts - 0.2 * np.bincount(y_all)) <= 1)
     assert_same(digits, data.digits())
+
+
+def test_embedded_digits_are_scikit_learns_with_its_split(digits):
+    """The shipped copy and its stored split equal load_digits() split by train_test_split."""
+    bunch = load_digits()
+    expected = data.make_dataset("digits", bunch.data, bunch.target, n_classes=10, seed=0)
+    assert_same(digits, expected)
+    for ours, theirs in zip(digits.scaler, expected.scaler, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # a non-default test fraction is split by scikit-learn from the same arrays
+    assert_same(
+        data.digits(0.3),
+        data.make_dataset(
+            "digits", bunch.data, bunch.target, n_classes=10, seed=0, test_fraction=0.3
+        ),
+    )
+
+
+def test_digits_load_without_importing_scikit_learn():
+    code = "import sys, jaxbp.data as d; d.digits(); print('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_digits_standardised_with_the_train_scaler(digits):

@@ -12,7 +12,7 @@ same way (:meth:`Dataset.transform`).
 
 Sources:
 
-- ``digits``: scikit-learn's bundled 8×8 digits (1797 × 64, 10 classes, no download).
+- ``digits``: scikit-learn's 8×8 digits (1797 × 64, 10 classes), shipped with jaxbp.
 - ``moons``, ``circles``, ``spirals``, ``xor``, ``blobs``: 2-D classification.
 - ``sine`` (and any g via :func:`regression_1d`): 1-D regression y = g(x) + noise.
 - ``teacher``: regression on the outputs of a random two-layer teacher network.
@@ -24,7 +24,8 @@ class...) raise :class:`DataError`, whose message says what was expected and whe
 Modules: ``dataset`` (Dataset, DataError, split and scaler), ``synthetic`` (digits and
 the generators), ``files`` (CSV and NPZ readers), ``loading`` (:func:`load`). Every
 public name is available here, as ``jaxbp.data.NAME``. scikit-learn is imported only
-when it is needed (loading digits, splitting), so ``import jaxbp.data`` stays fast.
+when it is needed (splitting a synthetic set or a file), so ``import jaxbp.data`` and
+loading digits stay fast.
 
 Example:
     >>> import jax

@@ -155,19 +155,30 @@ def make_dataset(
     test_fraction: float = TEST_FRACTION,
     target: Callable | None = None,
     classes: np.ndarray | None = None,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Dataset:
     """Return a :class:`Dataset` from raw inputs X (n, d) and labels y: split, then standardise.
 
     ``n_classes`` not ``None`` means classification with class ids y in 0..C−1.
-    The split is fixed by ``seed`` (and stratified for classification); the scaler
-    is fitted on the train part and applied to both parts.
+    The split is fixed by ``seed`` (and stratified for classification), or given
+    as row indices ``split=(train_index, test_index)``; the scaler is fitted on
+    the train part and applied to both parts.
     """
     X = np.asarray(X, dtype=np.float64)
     if len(X) < MIN_SAMPLES:
         raise DataError(f"{name}: needs at least {MIN_SAMPLES} samples, got {len(X)}")
     classification = n_classes is not None
     y = np.asarray(y, dtype=np.int64 if classification else np.float32)
-    X_train, X_test, y_train, y_test = _split(X, y, classification, seed, test_fraction)
+    if split is None:
+        X_train, X_test, y_train, y_test = _split(X, y, classification, seed, test_fraction)
+    else:
+        train_index, test_index = split
+        X_train, X_test, y_train, y_test = (
+            X[train_index],
+            X[test_index],
+            y[train_index],
+            y[test_index],
+        )
     mean, std = fit_scaler(X_train)
 
     def scale(A):

@@ -1,18 +1,19 @@
 """Built-in data sets: the embedded digits and synthetic problems drawn with ``jax.random``.
 
-- ``digits``: scikit-learn's bundled 8×8 digits (1797 × 64, 10 classes, no download).
+- ``digits``: scikit-learn's 8×8 digits (1797 × 64, 10 classes), shipped in ``digits.npz``.
 - ``moons``, ``circles``, ``spirals``, ``xor``, ``blobs``: 2-D classification.
 - ``sine`` (and any g via :func:`regression_1d`): 1-D regression y = g(x) + noise.
 - ``teacher``: regression on the outputs of a random two-layer teacher network.
 
 Each returns a :class:`~jaxbp.data.dataset.Dataset` made by
-:func:`~jaxbp.data.dataset.make_dataset`. scikit-learn is imported only when
-:func:`digits` is called.
+:func:`~jaxbp.data.dataset.make_dataset`. scikit-learn is imported only to split
+a synthetic set or a file (and digits with a non-default ``test_fraction``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -30,6 +31,7 @@ from jaxbp.data.dataset import (
 from jaxbp.model import Net, forward
 from jaxbp.params import Params, init
 
+_DIGITS = Path(__file__).with_name("digits.npz")
 SYNTHETIC = ("moons", "circles", "spirals", "xor", "blobs", "sine", "teacher")
 NAMES = ("digits", *SYNTHETIC)
 
@@ -41,14 +43,17 @@ NAMES = ("digits", *SYNTHETIC)
 def digits(test_fraction: float = TEST_FRACTION) -> Dataset:
     """Return scikit-learn's 8×8 handwritten digits: 1797 samples, 64 features, 10 classes.
 
-    Bundled with scikit-learn (no download). The split is fixed (stratified,
-    ``random_state=0``), so two calls return identical arrays.
+    The pixels (0..16) and labels ship with jaxbp (``digits.npz``, a copy of
+    ``sklearn.datasets.load_digits()``), so no download and no import of
+    scikit-learn. The split is fixed: scikit-learn's stratified
+    ``train_test_split(random_state=0)``, stored for the default ``test_fraction``
+    and computed for any other, so two calls return identical arrays.
     """
-    from sklearn.datasets import load_digits  # lazy: slow to import
-
-    bunch = load_digits()
+    with np.load(_DIGITS, allow_pickle=False) as f:
+        X, y = f["X"], f["y"]
+        split = (f["train_index"], f["test_index"]) if test_fraction == TEST_FRACTION else None
     return make_dataset(
-        "digits", bunch.data, bunch.target, n_classes=10, seed=0, test_fraction=test_fraction
+        "digits", X, y, n_classes=10, seed=0, test_fraction=test_fraction, split=split
     )
 
 
