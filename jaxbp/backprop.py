@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxbp.model import Cache, Net, forward_pass, matmul
+from jaxbp.model import Cache, Net, forward_pass, matmul, row_major_transpose
 from jaxbp.params import Params
 from jaxbp.validate import check_batch
 
@@ -97,17 +97,21 @@ def matrix_grad_rows(net: Net, params: Params, X: Array, Y: Array) -> tuple[Para
 def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
     """:func:`matrix_grad` with samples as columns, as the lecture writes one sample.
 
-    Aᵀ = V Xᵀ (M, n), Zᵀ = σ(Aᵀ), Oᵀ = W Zᵀ; Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) is then stored as
-    (M, n), so that ∂L/∂V = Gᵀ X contracts the last axis of Gᵀ with the first of X (a
-    plain product). In the row layout, GᵀX contracts the leading (batch) axis of two
-    row-major operands, and XLA CPU converts bfloat16 operands of such a dot to float32
-    before a float32 GEMM (see BENCHMARKS.md, "bfloat16"). Same mathematics as
-    :func:`matrix_grad_rows`; only the order of the axes differs. δ, σ′ and ℓ are computed
-    from the float32 logits and pre-activations, as in the row layout.
+    Aᵀ = V Xᵀ (M, n), Zᵀ = σ(Aᵀ), Oᵀ = W Zᵀ; Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) is stored as (M, n),
+    and ∂L/∂V = Gᵀ X. Same mathematics as :func:`matrix_grad_rows`; only the order of
+    the axes differs, chosen so that both O(nMd) products are plain row-major × row-major
+    products, the only bfloat16 dots that XLA CPU sends to its bfloat16 kernels: for
+    Aᵀ = V Xᵀ the batch is transposed once into a row-major Xᵀ (d, n)
+    (:func:`jaxbp.model.row_major_transpose`, O(nd) work), and Gᵀ X needs nothing. A dot
+    that contracts the last axis of both operands (V Xᵀ as such) or the leading axis of
+    both (GᵀX in the row layout) has its bfloat16 operands converted back to float32
+    (see BENCHMARKS.md, "bfloat16"). δ, σ′ and ℓ are computed in float32 from the
+    float32 logits and pre-activations, as in the row layout.
     """
     head, sigma, W = net.loss_head, net.sigma, params.W
     scale = 1 / X.shape[0]
-    At = matmul(net, params.V, X.T)  # Aᵀ = V Xᵀ (M, n)
+    X = X.astype(net.matmul_dtype)  # rounded once, used by both large products
+    At = matmul(net, params.V, row_major_transpose(X))  # Aᵀ = V Xᵀ (M, n)
     if params.b is not None:
         At = At + params.b[:, None]
     Zt = sigma.fn(At)  # Zᵀ = σ(Aᵀ)

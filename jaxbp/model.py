@@ -99,6 +99,21 @@ def matmul(net: Net, a: Array, b: Array) -> Array:
     return jnp.matmul(a.astype(low), b.astype(low), preferred_element_type=jnp.result_type(a, b))
 
 
+def row_major_transpose(a: Array) -> Array:
+    """aᵀ, materialised in row-major order: the data of aᵀ, not a view of a's.
+
+    XLA folds a transpose into the dot that reads it (as other contraction axes) or
+    into the array's memory layout. For the bfloat16 path that is the slow case: XLA
+    CPU runs a bfloat16 dot at bfloat16 speed only when both operands are row-major
+    and contracted as in a plain matrix product, and converts the operands of other
+    dots to float32. Flattening aᵀ behind an optimisation barrier pins its element
+    order (a 1-D array has one layout), so the dot sees a row-major (n, m) operand.
+    O(nm) work; the values are those of ``a.T``.
+    """
+    m, n = a.shape
+    return jax.lax.optimization_barrier(a.T.reshape(-1)).reshape(n, m)
+
+
 class Cache(NamedTuple):
     """What the lecture's forward pass stores: Vx, z = σ(Vx), Wz, f = h(Wz), ℓ."""
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -85,3 +88,51 @@ def test_bf16_fit_many_runs_the_column_layout_under_vmap():
         progress=False,
     )  # fmt: skip
     assert result.status == ["completed"] * 2
+
+
+def _large_dot_operand_types(fn, *args, min_flops: int) -> list[tuple[str, str]]:
+    """(lhs, rhs) element types of every dot in ``fn``'s optimised HLO doing ≥ min_flops."""
+    hlo = jax.jit(fn).lower(*args).compile().as_text()
+    types = dict(re.findall(r"%([\w.\-]+) = (\w+)\[", hlo))
+    shapes = dict(re.findall(r"%([\w.\-]+) = \w+\[([\d,]*)\]", hlo))
+    found = []
+    for out, lhs, rhs, contracting in re.findall(
+        r"= \w+\[([\d,]*)\]\{[\d,]*\} dot\(%([\w.\-]+), %([\w.\-]+)\), lhs_contracting_dims=\{(\d+)",
+        hlo,
+    ):
+        k = int(shapes[lhs].split(",")[int(contracting)])
+        flops = 2 * k * math.prod(int(s) for s in out.split(","))
+        if flops >= min_flops:
+            found.append((types[lhs], types[rhs]))
+    return found
+
+
+def test_bf16_gradient_runs_both_large_products_as_bf16_dots():
+    """In the compiled gradient, the O(nMd) dots Aᵀ = V Xᵀ and GᵀX read bfloat16 operands.
+
+    XLA CPU converts the operands of a bfloat16 dot back to float32 unless both are
+    row-major and contracted as in a plain product; the control below shows the check
+    sees that conversion when Xᵀ is left as a transposed view.
+    """
+    from jaxbp import backprop
+
+    n, d, M, K = 512, 256, 384, 10
+    net = jaxbp.Net(activation="relu", head="softmax", matmul_dtype="bfloat16")
+    params = jaxbp.init(net, jax.random.key(0), d=d, hidden=M, out=K)
+    X = jax.random.normal(jax.random.key(1), (n, d))
+    Y = jax.nn.one_hot(jnp.arange(n) % K, K)
+    large = 2 * n * M * d
+
+    def grad(p, X, Y):
+        return backprop.matrix_grad(net, p, X, Y)[0]
+
+    dots = _large_dot_operand_types(grad, params, X, Y, min_flops=large)
+    assert dots == [("bf16", "bf16")] * 2
+
+    def view(V, X):  # the same product without the row-major copy of Xᵀ
+        return jnp.matmul(
+            V.astype(jnp.bfloat16), X.astype(jnp.bfloat16).T, preferred_element_type=jnp.float32
+        )
+
+    if jax.default_backend() == "cpu":
+        assert _large_dot_operand_types(view, params.V, X, min_flops=large) == [("f32", "f32")]
