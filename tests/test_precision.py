@@ -95,11 +95,11 @@ def _large_dot_operand_types(fn, *args, min_flops: int) -> list[tuple[str, str]]
     hlo = jax.jit(fn).lower(*args).compile().as_text()
     types = dict(re.findall(r"%([\w.\-]+) = (\w+)\[", hlo))
     shapes = dict(re.findall(r"%([\w.\-]+) = \w+\[([\d,]*)\]", hlo))
+    dot = (
+        r"= \w+\[([\d,]*)\]\{[\d,]*\} dot\(%([\w.\-]+), %([\w.\-]+)\), lhs_contracting_dims=\{(\d+)"
+    )
     found = []
-    for out, lhs, rhs, contracting in re.findall(
-        r"= \w+\[([\d,]*)\]\{[\d,]*\} dot\(%([\w.\-]+), %([\w.\-]+)\), lhs_contracting_dims=\{(\d+)",
-        hlo,
-    ):
+    for out, lhs, rhs, contracting in re.findall(dot, hlo):
         k = int(shapes[lhs].split(",")[int(contracting)])
         flops = 2 * k * math.prod(int(s) for s in out.split(","))
         if flops >= min_flops:
