@@ -97,20 +97,20 @@ def matrix_grad_rows(net: Net, params: Params, X: Array, Y: Array) -> tuple[Para
 def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
     """:func:`matrix_grad` with samples as columns, as the lecture writes one sample.
 
-    Aᵀ = V Xᵀ (M, n), Zᵀ = σ(Aᵀ), Oᵀ = W Zᵀ; Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) is stored as (M, n),
-    and ∂L/∂V = Gᵀ X. Same mathematics as :func:`matrix_grad_rows`; only the order of
-    the axes differs, chosen so that both O(nMd) products are plain row-major × row-major
-    products, the only bfloat16 dots that XLA CPU sends to its bfloat16 kernels: for
-    Aᵀ = V Xᵀ the batch is transposed once into a row-major Xᵀ (d, n)
-    (:func:`jaxbp.model.row_major_transpose`, O(nd) work), and Gᵀ X needs nothing. A dot
-    that contracts the last axis of both operands (V Xᵀ as such) or the leading axis of
-    both (GᵀX in the row layout) has its bfloat16 operands converted back to float32
-    (see BENCHMARKS.md, "bfloat16"). δ, σ′ and ℓ are computed in float32 from the
-    float32 logits and pre-activations, as in the row layout.
+    Aᵀ = V Xᵀ (M, n), Zᵀ = σ(Aᵀ), Oᵀ = W Zᵀ (K, n); Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) (M, n);
+    ∂L/∂W = (Zᵀ Δ)ᵀ and ∂L/∂V = Gᵀ X. Same mathematics as :func:`matrix_grad_rows`;
+    only the order of the axes differs, chosen so that every product is a plain
+    row-major × row-major product. XLA CPU runs a bfloat16 dot at bfloat16 speed only
+    in that form, and converts the operands of any other dot back to float32 (a dot
+    that contracts the last axis of both operands, as V Xᵀ does, or the leading axis
+    of both, as GᵀX does in the row layout; see BENCHMARKS.md, "bfloat16"). The
+    transposes this needs are O(nd) or O(nK) copies
+    (:func:`jaxbp.model.row_major_transpose`). δ, σ′ and ℓ are computed in float32 from
+    the float32 logits and pre-activations, as in the row layout.
     """
     head, sigma, W = net.loss_head, net.sigma, params.W
     scale = 1 / X.shape[0]
-    X = X.astype(net.matmul_dtype)  # rounded once, used by both large products
+    X = X.astype(net.matmul_dtype)  # rounded once, read by both O(nMd) products
     At = matmul(net, params.V, row_major_transpose(X))  # Aᵀ = V Xᵀ (M, n)
     if params.b is not None:
         At = At + params.b[:, None]
@@ -120,25 +120,27 @@ def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[P
         o = o + params.c
     cache = Cache(a=At.T, z=Zt.T, o=o, f=head.h(o), loss=head.loss(o, Y))
     Delta = head.delta(o, Y) * scale  # rows δᵢ / n
-    Gt = _small(net, W.T, Delta.T) * sigma.grad(At)  # Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) (M, n)
-    dW = _small(net, Delta.T, Zt.T)  # ∂L/∂W = Δᵀ Z
+    WtDt = _small(net, row_major_transpose(W), row_major_transpose(Delta))  # Wᵀ Δᵀ (M, n)
+    Gt = WtDt * sigma.grad(At)  # Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ)
+    dW = _small(net, Zt, Delta).T  # ∂L/∂W = Δᵀ Z = (Zᵀ Δ)ᵀ
     dV = matmul(net, Gt, X)  # ∂L/∂V = Gᵀ X
     grads = Params(V=dV, W=dW, b=_if(params.b, Gt.sum(1)), c=_if(params.c, Delta.sum(0)))
     return grads, cache
 
 
 def _small(net: Net, a: Array, b: Array) -> Array:
-    """a @ b for the O(nMK) products of the column layout, inputs rounded as ``matmul`` rounds.
+    """a @ b for the O(nMK) products of the column layout, as a plain product in float32.
 
-    Inputs rounded to ``net.matmul_dtype`` and multiplied in float32: the same numbers as a
-    bfloat16 × bfloat16 → float32 dot (a product of two bfloat16 values is exact in
-    float32). XLA CPU folds the transposes here into the dots, and a bfloat16 dot that
-    contracts a leading axis is either converted to float32 anyway or, for some shapes,
-    refused at run time ("Unsupported element type for DotThunk::Execute: BF16 x BF16 =
-    F32", jaxlib 0.10.2).
+    Inputs are rounded to ``net.matmul_dtype`` and multiplied in float32: the same
+    numbers as a bfloat16 × bfloat16 → float32 dot (a product of two bfloat16 values
+    is exact in float32). Not a bfloat16 dot, because XLA CPU refuses some small ones
+    at run time ("Unsupported element type for DotThunk::Execute: BF16 x BF16 = F32",
+    jaxlib 0.10.2). The result sits behind an optimisation barrier so that XLA cannot
+    fold the caller's transpose into the dot (which would make it contract a leading
+    axis and run 3–4× slower on K = 10).
     """
     low, high = jnp.dtype(net.matmul_dtype), jnp.result_type(a, b)
-    return a.astype(low).astype(high) @ b.astype(low).astype(high)
+    return jax.lax.optimization_barrier(a.astype(low).astype(high) @ b.astype(low).astype(high))
 
 
 def vmap_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
