@@ -12,6 +12,11 @@ For a batch, L(θ) = (1/n) Σ ℓᵢ, stacking the δᵢ / n as the rows of Δ:
 
     ∂L/∂W = Δᵀ Z,    ∂L/∂V = ((Δ W) ⊙ σ′(A))ᵀ X.
 
+``matrix_grad`` computes these with samples as columns (Aᵀ = V Xᵀ, ∂L/∂V = Gᵀ X), the
+layout in which every product is a plain row-major product (faster on XLA CPU, and
+the only form it runs as a bfloat16 dot); ``matrix_grad_rows`` is the same with
+samples as rows.
+
 Nothing here calls ``jax.grad``; ``jaxbp.oracle`` does, to check this file, and
 ``jaxbp.gradients`` picks between the two routes by name (``batch_grad(method=...)``).
 """
@@ -74,19 +79,21 @@ def matrix_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, C
     """∇L(θ) in matrix form: Δ = rows δᵢ/n, ∂L/∂W = ΔᵀZ, ∂L/∂V = ((ΔW) ⊙ σ′(A))ᵀX.
 
     Inputs already checked; returns (∇L(θ), forward cache), so that the training loop
-    reports ℓᵢ without a second forward pass. In float32 (and float64) the products run in
-    the row layout (:func:`matrix_grad_rows`); with ``net.matmul_dtype="bfloat16"`` in the
-    lecture's column layout (:func:`matrix_grad_columns`), in which XLA CPU runs the
-    weight gradient ∂L/∂V = GᵀX as a bfloat16 dot (in the row layout it converts it to
-    float32).
+    reports ℓᵢ without a second forward pass. The products run in the lecture's column
+    layout (:func:`matrix_grad_columns`), in which each is a plain row-major product:
+    the fast form for XLA CPU, and the only one it runs as a bfloat16 dot with
+    ``net.matmul_dtype="bfloat16"``. :func:`matrix_grad_rows` is the same gradient with
+    samples as rows, as the equations above are written.
     """
-    if net.matmul_dtype is None:
-        return matrix_grad_rows(net, params, X, Y)
     return matrix_grad_columns(net, params, X, Y)
 
 
 def matrix_grad_rows(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
-    """:func:`matrix_grad` with samples as rows: A = X Vᵀ, ∂L/∂V = GᵀX (contracts axis 0)."""
+    """:func:`matrix_grad` with samples as rows: A = X Vᵀ, ∂L/∂V = GᵀX (contracts axis 0).
+
+    The equations exactly as written; the training epoch uses it when each minibatch is
+    split over devices along its sample axis, which this layout keeps leading.
+    """
     cache, Delta, G = backward_rows(net, params, X, Y, 1 / X.shape[0])
     dW = matmul(net, Delta.T, cache.z)  # ∂L/∂W = Δᵀ Z
     dV = matmul(net, G.T, X)  # ∂L/∂V = ((Δ W) ⊙ σ′(A))ᵀ X
@@ -100,17 +107,19 @@ def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[P
     Aᵀ = V Xᵀ (M, n), Zᵀ = σ(Aᵀ), Oᵀ = W Zᵀ (K, n); Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) (M, n);
     ∂L/∂W = (Zᵀ Δ)ᵀ and ∂L/∂V = Gᵀ X. Same mathematics as :func:`matrix_grad_rows`;
     only the order of the axes differs, chosen so that every product is a plain
-    row-major × row-major product. XLA CPU runs a bfloat16 dot at bfloat16 speed only
-    in that form, and converts the operands of any other dot back to float32 (a dot
-    that contracts the last axis of both operands, as V Xᵀ does, or the leading axis
-    of both, as GᵀX does in the row layout; see BENCHMARKS.md, "bfloat16"). The
-    transposes this needs are O(nd) or O(nK) copies
-    (:func:`jaxbp.model.row_major_transpose`). δ, σ′ and ℓ are computed in float32 from
-    the float32 logits and pre-activations, as in the row layout.
+    row-major × row-major product. XLA CPU runs those on its fast kernels, and runs a
+    bfloat16 dot at bfloat16 speed only in that form: it converts the operands of any
+    other dot back to float32 (a dot that contracts the last axis of both operands, as
+    V Xᵀ does, or the leading axis of both, as GᵀX does in the row layout; see
+    BENCHMARKS.md, "bfloat16"). Under ``vmap`` over models with a shared minibatch
+    (``fit_many``), Aᵀ and Gᵀ X stay one large product for all models. The transposes
+    this needs are O(nd) or O(nK) copies (:func:`jaxbp.model.row_major_transpose`).
+    With ``matmul_dtype="bfloat16"``, δ, σ′ and ℓ are computed in float32 from the
+    float32 logits and pre-activations.
     """
     head, sigma, W = net.loss_head, net.sigma, params.W
     scale = 1 / X.shape[0]
-    X = X.astype(net.matmul_dtype)  # rounded once, read by both O(nMd) products
+    X = X.astype(net.matmul_dtype or X.dtype)  # bfloat16: rounded once, for both O(nMd) products
     At = matmul(net, params.V, row_major_transpose(X))  # Aᵀ = V Xᵀ (M, n)
     if params.b is not None:
         At = At + params.b[:, None]
@@ -129,18 +138,20 @@ def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[P
 
 
 def _small(net: Net, a: Array, b: Array) -> Array:
-    """a @ b for the O(nMK) products of the column layout, as a plain product in float32.
+    """a @ b for the O(nMK) products of the column layout, as a plain row-major product.
 
-    Inputs are rounded to ``net.matmul_dtype`` and multiplied in float32: the same
-    numbers as a bfloat16 × bfloat16 → float32 dot (a product of two bfloat16 values
+    With ``net.matmul_dtype`` set, inputs are rounded to it and multiplied in float32: the
+    same numbers as a bfloat16 × bfloat16 → float32 dot (a product of two bfloat16 values
     is exact in float32). Not a bfloat16 dot, because XLA CPU refuses some small ones
     at run time ("Unsupported element type for DotThunk::Execute: BF16 x BF16 = F32",
     jaxlib 0.10.2). The result sits behind an optimisation barrier so that XLA cannot
     fold the caller's transpose into the dot (which would make it contract a leading
     axis and run 3–4× slower on K = 10).
     """
-    low, high = jnp.dtype(net.matmul_dtype), jnp.result_type(a, b)
-    return jax.lax.optimization_barrier(a.astype(low).astype(high) @ b.astype(low).astype(high))
+    if net.matmul_dtype is not None:
+        low, high = jnp.dtype(net.matmul_dtype), jnp.result_type(a, b)
+        a, b = a.astype(low).astype(high), b.astype(low).astype(high)
+    return jax.lax.optimization_barrier(a @ b)
 
 
 def vmap_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxbp.backprop import matrix_grad, matrix_grad_rows
 from jaxbp.evaluation import batch_metrics
 from jaxbp.gradients import grad_fn
 from jaxbp.model import Net, forward_pass
@@ -42,6 +43,8 @@ def _epoch_fn(net: Net, optimizer, grad: str, n: int, batch_size: int, sharding)
     at the start of the epoch (``stats["ok"]`` is False): the last finite θ is kept.
     """
     grad = grad_fn(grad)
+    if sharding is not None and grad is matrix_grad:
+        grad = matrix_grad_rows  # the minibatch is split along its samples: keep them leading
     n_full, tail = divmod(n, batch_size)
 
     def step(carry, batch):

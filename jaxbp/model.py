@@ -42,9 +42,8 @@ class Net:
             ``"bfloat16"``: mixed precision for the batch path (forward and
             matrix-form BP) — inputs of each matrix product rounded to bfloat16,
             products accumulated and everything else kept in float32. The
-            matrix-form BP then runs in the column layout (samples as columns, see
-            ``jaxbp.backprop.matrix_grad_columns``), in which XLA CPU runs the
-            weight gradient GᵀX as a bfloat16 dot.
+            matrix-form BP's two O(nMd) products then run as bfloat16 dots (see
+            ``jaxbp.backprop.matrix_grad_columns``).
 
     Example:
         >>> import jaxbp
