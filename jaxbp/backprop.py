@@ -107,15 +107,15 @@ def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[P
     Aᵀ = V Xᵀ (M, n), Zᵀ = σ(Aᵀ), Oᵀ = W Zᵀ (K, n); Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) (M, n);
     ∂L/∂W = (Zᵀ Δ)ᵀ and ∂L/∂V = Gᵀ X. Same mathematics as :func:`matrix_grad_rows`;
     only the order of the axes differs, chosen so that every product is a plain
-    row-major × row-major product. XLA CPU runs those on its fast kernels, and runs a
-    bfloat16 dot at bfloat16 speed only in that form: it converts the operands of any
-    other dot back to float32 (a dot that contracts the last axis of both operands, as
-    V Xᵀ does, or the leading axis of both, as GᵀX does in the row layout; see
-    BENCHMARKS.md, "bfloat16"). Under ``vmap`` over models with a shared minibatch
-    (``fit_many``), Aᵀ and Gᵀ X stay one large product for all models. The transposes
-    this needs are O(nd) or O(nK) copies (:func:`jaxbp.model.row_major_transpose`).
-    With ``matmul_dtype="bfloat16"``, δ, σ′ and ℓ are computed in float32 from the
-    float32 logits and pre-activations.
+    row-major × row-major product. XLA CPU runs those on its fast kernels and keeps
+    them in bfloat16; in the gradient it converted a bfloat16 dot's operands back to
+    float32 when the dot read a transposed operand (``V @ X.T``, the transpose folded
+    into the dot) or contracted the leading (batch) axis of both operands (``G.T @ X``
+    in the row layout; jaxlib 0.10.2, see BENCHMARKS.md, "bfloat16"). Under ``vmap``
+    over models with a shared minibatch (``fit_many``), Aᵀ and Gᵀ X stay one large
+    product for all models. The transposes this needs are O(nd) or O(nK) copies
+    (:func:`jaxbp.model.row_major_transpose`). With ``matmul_dtype="bfloat16"``, δ, σ′
+    and ℓ are computed in float32 from the float32 logits and pre-activations.
     """
     head, sigma, W = net.loss_head, net.sigma, params.W
     scale = 1 / X.shape[0]

@@ -107,9 +107,9 @@ def _large_dot_operand_types(fn, *args, min_flops: int) -> list[tuple[str, str]]
 def test_bf16_gradient_runs_both_large_products_as_bf16_dots():
     """In the compiled gradient, the O(nMd) dots Aᵀ = V Xᵀ and GᵀX read bfloat16 operands.
 
-    XLA CPU converts the operands of a bfloat16 dot back to float32 unless both are
-    row-major and contracted as in a plain product; the control below shows the check
-    sees that conversion when Xᵀ is left as a transposed view.
+    XLA CPU converts the operands of a bfloat16 dot that reads a transposed operand back
+    to float32; the control below shows the check sees that conversion when Xᵀ is left
+    as a transposed view.
     """
     from jaxbp import backprop
 
