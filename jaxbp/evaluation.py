@@ -35,26 +35,12 @@ def predict(net: Net, params: Params, X) -> Array:
         >>> jaxbp.predict(net, params, jnp.ones((5, 3))).shape
         (5,)
     """
-    check_params(net, params)
-    X = check_inputs(params, X, name="X")
-    return _predict(net, params, X)
-
-
-@partial(jax.jit, static_argnums=0)
-def _predict(net: Net, params: Params, X: Array) -> Array:
-    return net.loss_head.predict(logits(net, params, X))
+    return _from_logits(net, "predict", params, X)
 
 
 def predict_classes(net: Net, params: Params, X) -> Array:
     """Class ids 0..C−1 (classifiers only): argmax for softmax, 1[o ≥ 0] for logistic."""
-    check_params(net, params)
-    X = check_inputs(params, X, name="X")
-    return _classes(net, params, X)
-
-
-@partial(jax.jit, static_argnums=0)
-def _classes(net: Net, params: Params, X: Array) -> Array:
-    return net.loss_head.classes(logits(net, params, X))
+    return _from_logits(net, "classes", params, X)
 
 
 def class_probabilities(net: Net, params: Params, X) -> Array:
@@ -62,14 +48,18 @@ def class_probabilities(net: Net, params: Params, X) -> Array:
 
     softmax: softmax(o); logistic: (1 − σ(o), σ(o)) for the classes −1 and +1.
     """
+    return _from_logits(net, "probabilities", params, X)
+
+
+def _from_logits(net: Net, method: str, params: Params, X) -> Array:
+    """The head's ``method`` (predict, classes, probabilities) of o = W σ(Vx), X checked."""
     check_params(net, params)
-    X = check_inputs(params, X, name="X")
-    return _probabilities(net, params, X)
+    return _head_of_logits(net, method, params, check_inputs(params, X, name="X"))
 
 
-@partial(jax.jit, static_argnums=0)
-def _probabilities(net: Net, params: Params, X: Array) -> Array:
-    return net.loss_head.probabilities(logits(net, params, X))
+@partial(jax.jit, static_argnums=(0, 1))
+def _head_of_logits(net: Net, method: str, params: Params, X: Array) -> Array:
+    return getattr(net.loss_head, method)(logits(net, params, X))
 
 
 def evaluate(net: Net, params: Params, X, Y) -> dict[str, float]:
