@@ -100,9 +100,9 @@ def main(argv=None) -> int:
         def run(v, epochs=epochs, X=X, Y=Y, order=order):
             if v in peaks:
                 fn, a, b = peaks[v]
-                return min(_timed(fn, a, b) for _ in range(3))
+                return min(measure.timed(fn, a, b) for _ in range(3))
             fn, params, state = epochs[v]
-            return _timed(fn, params, state, X, Y, order, None, None)
+            return measure.timed(fn, params, state, X, Y, order, None, None)
 
         for v in samples:
             run(v)  # compile and warm up
@@ -134,12 +134,6 @@ def main(argv=None) -> int:
     measure.write_json(args.out, out)
     print(f"wrote {args.out}")
     return 0
-
-
-def _timed(fn, *args) -> float:
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

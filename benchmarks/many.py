@@ -34,7 +34,7 @@ import optax
 
 import jaxbp
 from benchmarks.bf16_layouts import cpu_info
-from benchmarks.measure import write_json
+from benchmarks.measure import timed, write_json
 from jaxbp import train
 
 N, D, M, K, BATCH = 8192, 64, 128, 10, 128
@@ -45,19 +45,8 @@ def peak_seconds(size: int = 2048, reps: int = 5) -> float:
     """Median time of ``jax.jit(jnp.dot)`` on two float32 (size, size) matrices."""
     a = jax.random.normal(jax.random.key(9), (size, size))
     dot = jax.jit(jnp.dot)
-    jax.block_until_ready(dot(a, a))
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        jax.block_until_ready(dot(a, a))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _timed(fn, *args) -> float:
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - start
+    timed(dot, a, a)  # compile
+    return statistics.median(timed(dot, a, a) for _ in range(reps))
 
 
 def main(argv=None) -> int:
@@ -95,12 +84,12 @@ def main(argv=None) -> int:
                                 grad="matrix", progress=False)  # fmt: skip
         return result.history["seconds"][1]
 
-    _timed(sequential)  # compile and warm up
+    timed(sequential)  # compile and warm up
     samples = {"sequential": [], "together": [], "peak": []}
     for r in range(args.rounds):
         order = ("sequential", "together") if r % 2 == 0 else ("together", "sequential")
         for name in order:
-            samples[name].append(_timed(sequential) if name == "sequential" else batched())
+            samples[name].append(timed(sequential) if name == "sequential" else batched())
         samples["peak"].append(peak_seconds())
     med = {k: statistics.median(v) for k, v in samples.items()}
     ratio = med["sequential"] / med["together"]

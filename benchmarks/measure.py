@@ -131,6 +131,15 @@ def write_json(path, doc) -> Path:
     return path
 
 
+def timed(fn: Callable, *args) -> float:
+    """Wall seconds of one call ``fn(*args)``, including the wait for JAX's results."""
+    import jax  # the harness itself runs without JAX; its workers import it
+
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - start
+
+
 def _cpuinfo(field: str) -> str | None:
     """The first ``field`` line of /proc/cpuinfo (Linux), or None."""
     try:
