@@ -109,6 +109,18 @@ def _class_colors(k: int) -> list:
     return [colormaps["turbo"](t) for t in np.linspace(0.05, 0.95, k)]
 
 
+def class_set(n_classes: int | None, *ids: np.ndarray) -> np.ndarray:
+    """The classes to show: 0..n_classes−1 (ValueError for an id outside), else the ids seen."""
+    seen = np.unique(np.concatenate(ids))
+    if n_classes is None:
+        return seen
+    classes = np.arange(int(n_classes))
+    bad = np.setdiff1d(seen, classes)
+    if bad.size:
+        raise ValueError(f"class ids {bad.tolist()} outside 0..{int(n_classes) - 1}")
+    return classes
+
+
 def class_ids(values, name: str) -> np.ndarray:
     """Labels or predictions as a 1-D integer array; one-hot / score rows become argmax."""
     a = np.asarray(values)
@@ -263,13 +275,7 @@ def _decision_regions_figure(
 
     # Class values → colour indices 0..k-1. With n_classes the ids are 0..n_classes-1;
     # otherwise any integer labels (e.g. ±1) are allowed and sorted.
-    if n_classes is not None:
-        classes = np.arange(int(n_classes))
-        bad = np.setdiff1d(np.union1d(y, pred), classes)
-        if bad.size:
-            raise ValueError(f"class ids {bad.tolist()} outside 0..{int(n_classes) - 1}")
-    else:
-        classes = np.union1d(y, pred)
+    classes = class_set(n_classes, y, pred)
     k = classes.size
     colors = _class_colors(k)
     cmap = ListedColormap(colors)
