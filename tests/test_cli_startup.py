@@ -61,6 +61,13 @@ def test_help_and_argument_errors_do_not_import_jax(args, code):
     assert _modules_after(args) == [code]
 
 
+def test_default_train_does_not_import_scikit_learn(tmp_path):
+    """The digits ship with jaxbp and the confusion matrix is counted with NumPy."""
+    modules = _modules_after(["train", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")])
+    assert modules[0] == "0" and "jax" in modules and "matplotlib" in modules
+    assert "sklearn" not in modules
+
+
 def test_python_m_jaxbp_cli_help_does_not_import_jax():
     code = (
         "import subprocess, sys\n"
