@@ -114,10 +114,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0) -> dict:
     ]
     results["fd_over_bp"] = [f / b for f, b in zip(results["fd_s"], results["bp_s"], strict=True)]
     results["figures"] = _figures(out, results)
-    results["versions"] = common.versions()
-    results["timings"] = {"total_s": time.perf_counter() - start}
-    common.write_json(Path(out) / "results.json", results)
-    return results
+    return common.finish(out, results, start)
 
 
 def summary(results: dict) -> str:

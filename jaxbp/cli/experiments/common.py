@@ -42,6 +42,15 @@ def write_json(path: Path, obj) -> Path:
     return path
 
 
+def finish(out, results: dict, start: float, **timings) -> dict:
+    """Add the versions and the timings (``timings`` plus ``total_s`` since ``start``) to
+    ``results``, write OUT/results.json and return ``results``."""
+    results["versions"] = versions()
+    results["timings"] = {**timings, "total_s": time.perf_counter() - start}
+    write_json(Path(out) / "results.json", results)
+    return results
+
+
 def to_builtin(obj):
     """NumPy / JAX scalars and arrays (also inside dicts, lists, tuples) as Python values."""
     if isinstance(obj, dict):

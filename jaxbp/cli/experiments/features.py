@@ -108,10 +108,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0) -> dict:
         trained[name] = (ds, _model(fit.params, 0), _model(init, 0))
         timings[name] = time.perf_counter() - t0
     results["figures"] = _figures(out, trained)
-    results["versions"] = common.versions()
-    results["timings"] = {"per_dataset_s": timings, "total_s": time.perf_counter() - start}
-    common.write_json(Path(out) / "results.json", results)
-    return results
+    return common.finish(out, results, start, per_dataset_s=timings)
 
 
 def summary(results: dict) -> str:

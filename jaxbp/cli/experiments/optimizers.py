@@ -131,10 +131,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0) -> dict:
             }
             timings[f"{ds_name}/{name}"] = time.perf_counter() - t0
     results["figures"] = _figures(out, results)
-    results["versions"] = common.versions()
-    results["timings"] = {"per_run_s": timings, "total_s": time.perf_counter() - start}
-    common.write_json(Path(out) / "results.json", results)
-    return results
+    return common.finish(out, results, start, per_run_s=timings)
 
 
 def summary(results: dict) -> str:

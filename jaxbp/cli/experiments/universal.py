@@ -171,10 +171,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0) -> dict:
         fits[name] = (ds, fit.params, predict)
         timings[name] = time.perf_counter() - t0
     results["figures"] = _figures(out, results, fits, cfg)
-    results["versions"] = common.versions()
-    results["timings"] = {"per_target_s": timings, "total_s": time.perf_counter() - start}
-    common.write_json(Path(out) / "results.json", results)
-    return results
+    return common.finish(out, results, start, per_target_s=timings)
 
 
 def summary(results: dict) -> str:
