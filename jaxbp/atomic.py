@@ -45,6 +45,7 @@ import os
 import pathlib
 import re
 import secrets
+import stat
 import threading
 from collections.abc import Callable
 from typing import IO, Any
@@ -148,10 +149,19 @@ def write_with(
         newline: passed to the text file (``""`` for :mod:`csv` writers).
 
     On any exception (``BaseException``, so ``KeyboardInterrupt`` too) the temporary
-    file is removed, the exception propagates and ``path`` is untouched.
+    file is removed, the exception propagates and ``path`` is untouched. A ``path``
+    that exists but is not a regular file (a symbolic link, a folder, a device, a FIFO)
+    is refused with ``FileExistsError``: renaming onto it would replace the link or node.
+    The rules of what may be written at all are :func:`jaxbp.runs.files.write_file`'s.
     """
     path = pathlib.Path(path)
     folder = path.parent
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):  # a link, folder, device or FIFO
+        raise FileExistsError(f"{path} exists and is not a regular file; refusing to replace it")
     remove_stale_temps(path)
     try:
         mode = path.stat().st_mode & 0o7777  # keep the replaced file's permissions

@@ -80,6 +80,7 @@ from jaxbp.npzio import (
     write_npz,
 )
 from jaxbp.params import Params
+from jaxbp.runs import files
 from jaxbp.validate import check_params
 
 FORMAT = "jaxbp-checkpoint"
@@ -181,6 +182,7 @@ def save(
     key=None,
     history=None,
     config=None,
+    folder=None,
 ) -> pathlib.Path:
     """Write a checkpoint to ``path`` atomically, replacing any file there.
 
@@ -202,6 +204,8 @@ def save(
             column it must agree with ``epoch`` (see the module doc).
         config: a JSON-serialisable dict with str keys (e.g. the CLI's arguments);
             tuples come back as lists.
+        folder: the :class:`jaxbp.runs.RunFolder` writing ``path`` as one of its files
+            (listed in its manifest); ``None`` for a checkpoint on its own.
 
     Returns:
         ``path`` as a :class:`pathlib.Path`.
@@ -271,8 +275,13 @@ def save(
         raise TypeError(f"checkpoint metadata is not JSON-serialisable: {err}") from err
     arrays[_META] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
+    def writer(f):
+        write_npz(f, arrays)
+
+    if folder is not None:
+        return folder.write(path.name, writer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_with(path, lambda f: write_npz(f, arrays))
+    files.write_file(path, writer, overwrite=True, own_run=path.parent)
     return path
 
 

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxbp.runs.files import member_limit
+
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -118,6 +120,11 @@ class Archive:
                 raise ArchiveError(
                     f"member {info.filename!r} is stored with {info.compress_size} bytes but "
                     f"claims {info.file_size} (corrupt zip directory)"
+                )
+            if info.file_size > member_limit():
+                raise ArchiveError(
+                    f"member {info.filename!r} claims {info.file_size} bytes, more than the "
+                    f"{member_limit()} that may be read (limit or free memory)"
                 )
             total += info.file_size
             members[info.filename[: -len(".npy")]] = info

@@ -125,18 +125,22 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jaxbp`` command; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # the benchmark parses its own arguments
-        return _bench(argv[1:])
-    args = parser().parse_args(argv)
-    x64 = _x64()
-    if args.command == "train":
-        from jaxbp.cli import interrupt
+    from jaxbp.cli import interrupt
 
-        interrupt.install("jaxbp train: stopping after this epoch")
+    interrupt.install()  # first of all: a signal from now on ends the command quietly
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else "jaxbp"
+    args = None
+    x64 = _x64()
     try:
+        if argv[:1] == ["bench"]:  # the benchmark parses its own arguments
+            return _bench(argv[1:])
+        args = parse(argv)
+        command = args.command
+        if command == "train":
+            interrupt.set_mode("epoch", "jaxbp train: stopping after this epoch")
         use_compilation_cache()
-        return _COMMANDS[args.command](args)
+        return _COMMANDS[command](args)
     except BrokenPipeError:  # e.g. `jaxbp explain | head`
         sys.stderr.close()
         return 0
@@ -146,20 +150,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("JAXBP_DEBUG"):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
-        print(f"jaxbp {args.command}: error: {message}", file=sys.stderr)
+        print(f"jaxbp {command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"jaxbp {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", None)
+        code = 128 + signum if signum else interrupt.exit_code()
+        hint = _resume_hint(args) if args is not None else ""
+        print(f"jaxbp {command}: interrupted{hint}", file=sys.stderr)
+        return code
     finally:
-        if args.command == "train":
-            from jaxbp.cli import interrupt
-
-            interrupt.uninstall()
+        interrupt.uninstall()
         if _x64() != x64:  # called in-process (tests, notebooks): leave JAX as it was
             import jax
 
             jax.config.update("jax_enable_x64", x64)
+
+
+def parse(argv: list[str]):
+    """The parsed arguments; a usage error is one line (with "did you mean --hidden?")."""
+    p = parser()
+    p.argv = argv
+    return p.parse_args(argv)
 
 
 def _x64() -> bool:

@@ -8,6 +8,7 @@ library.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -17,11 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp import atomic
 from jaxbp.cli import interrupt, runs
 from jaxbp.cli.config import VALIDATION_FRACTION, ConfigError, RunConfig
 from jaxbp.evaluation import class_probabilities, evaluate, predict
 from jaxbp.many import fit_many, init_many
+from jaxbp.runs import RunFolder, fingerprint, new_run_id, write_file, writer_lock
 from jaxbp.train import FitResult, Interrupted, fit
 
 EXIT_DIVERGED = 1
@@ -58,54 +59,94 @@ def train_command(args) -> int:
     cfg = RunConfig.from_flags(flags)
     use_precision(cfg)
     ds = cfg.load_data()
-    cfg = cfg.with_data(ds)
+    cfg = dataclasses.replace(
+        cfg.with_data(ds), run_id=new_run_id(), fingerprint=fingerprint(cfg.data, seed=cfg.seed)
+    )
     out = Path(args.out) if args.out else runs.default_folder(cfg)
-    runs.prepare_folder(out, overwrite=args.overwrite)
-    if cfg.seeds > 1:
-        return sweep(cfg, ds, out, quiet=args.quiet)
-    net = cfg.net()
-    init_key, fit_key = cfg.keys()
-    params = cfg.init_params(net, init_key)
-    return _train(cfg, ds, out, params, None, fit_key, quiet=args.quiet)
+    created = runs.create_folder(out)
+    with writer_lock(out):
+        runs.prepare_folder(out, overwrite=args.overwrite)
+        run = RunFolder(out, cfg.run_id, created=created)
+        try:
+            if cfg.seeds > 1:
+                return sweep(cfg, ds, run, quiet=args.quiet)
+            net = cfg.net()
+            init_key, fit_key = cfg.keys()
+            params = cfg.init_params(net, init_key)
+            print(f"jaxbp train: {_describe(cfg, ds)} → {out}", file=sys.stderr)
+            return _train(cfg, ds, run, params, None, fit_key, quiet=args.quiet)
+        except BaseException:
+            if not (out / runs.CHECKPOINT).exists() and not (out / runs.SWEEP).exists():
+                run.abandon()  # a run folder is resumable or absent
+            raise
+
+
+# Flags that mean nothing on --resume (the run folder is the --resume folder).
+_NOT_ON_RESUME = ("out", "overwrite")
 
 
 def _resume(args, flags) -> int:
     out = Path(args.resume)
+    for name in _NOT_ON_RESUME:
+        if flags.get(name):
+            raise ConfigError(
+                f"--{name} has no meaning with --resume: a resumed run continues in its own "
+                f"folder {out}; start a new run with --out for another folder"
+            )
     stored = runs.read_config(out)
     if stored.seeds > 1:
         raise ConfigError(f"{out} is a --seeds sweep; it cannot be resumed")
     cfg, notes = stored.resumed_with(flags)
     use_precision(cfg)
-    ds = cfg.load_data()
-    if cfg.with_data(ds) != cfg:
-        raise runs.RunError(
-            f"the data {cfg.data} no longer matches {out / runs.CONFIG} (sizes, classes or scaler)"
+    with writer_lock(out):
+        runs.check_data_unchanged(cfg, "the resumed run's data")
+        ds = cfg.load_data()
+        if cfg.with_data(ds) != cfg:
+            raise runs.RunError(
+                f"the data {cfg.data} no longer matches {out / runs.CONFIG} "
+                "(sizes, classes or scaler)"
+            )
+        net = cfg.net()
+        init_key, fit_key = cfg.keys()
+        template = cfg.make_optimizer(len(ds.X_train)).init(cfg.init_params(net, init_key))
+        ckpt = runs.load_checkpoint(out, cfg, opt_state_like=template)
+        if ckpt.history.get("best_epoch"):
+            print(f"{out} stopped early (best epoch {ckpt.epoch}); nothing to resume")
+            return 0
+        if ckpt.epoch >= cfg.epochs:
+            print(
+                f"{out} has already run {ckpt.epoch} of {cfg.epochs} epochs; nothing to do. "
+                f"To train longer, give the new total: jaxbp train --resume {out} "
+                f"--epochs {max(2 * ckpt.epoch, ckpt.epoch + 1)}"
+            )
+            return 0
+        for note in notes:
+            print(f"jaxbp train: resuming with {note}", file=sys.stderr)
+        print(
+            f"jaxbp train: resuming {out} at epoch {ckpt.epoch} of {cfg.epochs}: "
+            f"{_describe(cfg, ds)}",
+            file=sys.stderr,
         )
-    net = cfg.net()
-    init_key, fit_key = cfg.keys()
-    template = cfg.make_optimizer(len(ds.X_train)).init(cfg.init_params(net, init_key))
-    ckpt = runs.load_checkpoint(out, cfg, opt_state_like=template)
-    if ckpt.epoch >= cfg.epochs:
-        print(f"{out} has already run {ckpt.epoch} of {cfg.epochs} epochs; nothing to do")
-        return 0
-    if ckpt.history.get("best_epoch"):
-        print(f"{out} stopped early (best epoch {ckpt.epoch}); nothing to resume")
-        return 0
-    for note in notes:
-        print(f"jaxbp train: resuming with {note}", file=sys.stderr)
-    state = (ckpt.params, ckpt.opt_state, ckpt.epoch, ckpt.history)
-    return _train(cfg, ds, out, None, state, fit_key, quiet=args.quiet)
+        state = (ckpt.params, ckpt.opt_state, ckpt.epoch, ckpt.history)
+        run = RunFolder(out, cfg.run_id)
+        return _train(cfg, ds, run, None, state, fit_key, quiet=args.quiet, committed=True)
 
 
-def _train(cfg: RunConfig, ds, out: Path, params, state, fit_key, *, quiet: bool) -> int:
+def _train(
+    cfg: RunConfig, ds, run: RunFolder, params, state, fit_key, *, quiet: bool,
+    committed: bool = False,
+) -> int:  # fmt: skip
     from jaxbp.train import TrainState
 
+    out = run.folder
     net = cfg.net()
     state = TrainState(params, None) if state is None else TrainState(*state)
     logged = not quiet and not sys.stderr.isatty()  # a log file: plain lines, not a bar
-    saver = runs.Saver(out, cfg, fit_key, log_every=max(1, cfg.epochs // 10) if logged else None)
-    print(f"jaxbp train: {_describe(cfg, ds)} → {out}", file=sys.stderr)
-    interrupt.check()  # Ctrl-C while loading or preparing: nothing to save yet
+    saver = runs.Saver(
+        run, cfg, fit_key, log_every=max(1, cfg.epochs // 10) if logged else None,
+        committed=committed,
+    )  # fmt: skip
+    interrupt.check()  # a signal while loading or preparing: nothing to save yet
     try:
         result = fit(
             net, state.params, ds.X_train, labels(cfg, ds.y_train),
@@ -115,15 +156,16 @@ def _train(cfg: RunConfig, ds, out: Path, params, state, fit_key, *, quiet: bool
             progress=not quiet and sys.stderr.isatty(), state=state, callback=saver,
             devices=cfg.devices,
         )  # fmt: skip
-    except Interrupted as stop:  # the second Ctrl-C: the last finished epoch
+    except Interrupted as stop:  # the second signal: the last finished epoch
         result = stop.result
     interrupt.finishing()
     unsaved = result.epoch > state.epoch and saver.saved_epoch != result.epoch
-    if unsaved or (result.status != "stopped" and not (out / runs.CHECKPOINT).exists()):
+    if unsaved or (result.status != "stopped" and not saver.committed):
         saver.save(result)  # an interrupted run with no epoch done saves nothing
-    if not (out / runs.CHECKPOINT).exists():  # interrupted before the first epoch ended
+    if not saver.committed:  # interrupted before the first epoch ended
+        run.abandon()
         return _exit(cfg, result, out)
-    files = runs.write_outputs(out, cfg, ds, net, result)
+    files = runs.write_outputs(run, cfg, ds, net, result)
     print(_summary(cfg, ds, net, result, out, files))
     return _exit(cfg, result, out)
 
@@ -139,7 +181,7 @@ def _exit(cfg: RunConfig, result: FitResult, out: Path) -> int:
         else:
             print("jaxbp train: interrupted before the first epoch ended; nothing was saved",
                   file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
+        return interrupt.exit_code(EXIT_INTERRUPTED)
     if result.status == "diverged":
         epoch = result.history["diverged_epoch"][-1]
         print(
@@ -157,14 +199,14 @@ def _summary(cfg: RunConfig, ds, net, result: FitResult, out: Path, files) -> st
     rows = [
         ("status", result.status),
         ("epochs", f"{result.epoch} of {cfg.epochs}"),
-        ("time", f"{sum(h['seconds']):.1f} s"),
+        ("time", f"{sum(h['seconds']):.1f} s training, {interrupt.seconds():.1f} s in all"),
     ]
     if h["epoch"]:
-        rows.append(("train loss", f"{h['loss'][-1]:.4f}"))
+        rows.append(("train loss", f"{h['loss'][-1]:.4g}"))
         if h["val_loss"][-1] is not None:
-            rows.append(("validation loss", f"{h['val_loss'][-1]:.4f}"))
+            rows.append(("validation loss", f"{h['val_loss'][-1]:.4g}"))
     test = evaluate(net, result.params, ds.X_test, labels(cfg, ds.y_test))
-    rows.append(("test loss", f"{test['loss']:.4f}"))
+    rows.append(("test loss", f"{test['loss']:.4g}"))
     if "accuracy" in test:
         if h["epoch"] and h["val_accuracy"][-1] is not None:
             rows.append(("validation accuracy", f"{100 * h['val_accuracy'][-1]:.2f}%"))
@@ -185,22 +227,59 @@ def _raw(ds, X: np.ndarray) -> np.ndarray:
     return X * std + mean
 
 
-def run_class_ids(cfg: RunConfig, ds, y: np.ndarray, where: str) -> np.ndarray:
-    """The labels of another data set as the run's class ids (the run's classes are the map).
+def _label_key(value) -> str:
+    """A label as text, numbers by value: 1, 1.0 and "1" are the same class."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
 
-    A label the run never saw is refused, naming it and listing the run's classes.
+
+def run_classes(cfg: RunConfig) -> list:
+    """The run's classes in id order (0..C−1 when the data set named none)."""
+    if cfg.classes is not None:
+        return list(cfg.classes)
+    return list(range(2 if cfg.head == "logistic" else cfg.out))
+
+
+def run_class_ids(cfg: RunConfig, y_raw, where: str) -> np.ndarray:
+    """The labels of another file as the run's class ids (the run's classes are the map).
+
+    A subset of the classes, one class, or 0/1 labels are all fine; a label the run
+    never saw is refused, naming it and listing the run's classes.
     """
-    if ds.classes is None or cfg.classes is None:
-        raise ConfigError(f"{where} holds real-valued targets, but the run classifies")
-    index = {c: i for i, c in enumerate(cfg.classes)}
-    original = np.asarray(ds.classes)[np.asarray(y)].tolist()
-    unknown = sorted({c for c in original if c not in index}, key=str)
+    index = {_label_key(c): i for i, c in enumerate(run_classes(cfg))}
+    values = np.asarray(y_raw).reshape(-1).tolist()
+    unknown = sorted({v for v in values if _label_key(v) not in index}, key=str)
+    if np.asarray(y_raw).ndim != 1:
+        raise ConfigError(f"{where}: the run classifies; expected one label per row")
     if unknown:
         raise ConfigError(
             f"{where} holds the label {unknown[0]!r}, which the run was not trained on; "
-            f"the run's classes are {list(cfg.classes)}"
+            f"the run's classes are {run_classes(cfg)}"
         )
-    return np.asarray([index[c] for c in original], np.int64)
+    return np.asarray([index[_label_key(v)] for v in values], np.int64)
+
+
+def run_targets(cfg: RunConfig, y_raw, where: str) -> np.ndarray:
+    """Regression targets of another file as floats of the run's width: never class ids."""
+    y = np.asarray(y_raw)
+    if not np.issubdtype(y.dtype, np.number):
+        raise ConfigError(f"{where}: the run is a regression; its targets must be numbers")
+    y = y.astype(np.float64)
+    if y.ndim == 1 and cfg.out == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] != cfg.out:
+        raise ConfigError(f"{where}: targets of shape {y.shape}, the run predicts {cfg.out}")
+    if not np.isfinite(y).all():
+        i, j = (int(k) for k in np.argwhere(~np.isfinite(y))[0])
+        raise ConfigError(f"{where}: row {i + 1}, target {j + 1} is NaN or inf")
+    return y.astype(np.dtype(cfg.dtype))
 
 
 def _load_run(run) -> tuple[RunConfig, object]:
@@ -214,25 +293,49 @@ def _load_run(run) -> tuple[RunConfig, object]:
     return cfg, runs.load_checkpoint(Path(run), cfg)
 
 
-def evaluate_command(args) -> int:
-    """``jaxbp evaluate``: loss and accuracy/MSE of a run on its test split or on other data."""
+def _file_samples(cfg: RunConfig, spec: str, target: str | None):
+    """(X, Y, where) of a data file through the run's schema (features, target, task)."""
     from jaxbp import data
 
+    if Path(spec).suffix.lower() in (".csv", ".npz"):
+        X_raw, y_raw = data.read_labelled(spec, target=target or cfg.target, columns=cfg.features)
+    else:  # a built-in data set: its own labels, read through the run's classes
+        ds = data.load(spec, key=jax.random.key(cfg.seed), target=target)
+        X_raw = np.concatenate([_raw(ds, ds.X_train), _raw(ds, ds.X_test)])
+        y = np.concatenate([ds.y_train, ds.y_test])
+        if ds.classes is not None:
+            y = np.asarray(ds.classes)[np.asarray(y)]
+        elif ds.n_classes is None and cfg.task == "classification":
+            raise ConfigError(f"{spec} holds real-valued targets, but the run classifies")
+        y_raw = y
+    X = cfg.standardise(X_raw, where=spec)
+    if cfg.task == "classification" or cfg.net().is_classifier:
+        Y = labels(cfg, run_class_ids(cfg, y_raw, spec))
+    else:
+        Y = run_targets(cfg, y_raw, spec)
+    return X, Y, f"all {len(X)} samples of {spec}"
+
+
+def evaluate_command(args) -> int:
+    """``jaxbp evaluate``: loss and accuracy/MSE of a run on its test split or on other data."""
     cfg, ckpt = _load_run(args.run)
     if args.data is None:
+        runs.check_data_unchanged(cfg, f"the test split of {cfg.data}")
         ds = cfg.load_data()
+        if cfg.with_data(ds) != cfg:
+            raise runs.RunError(
+                f"the data {cfg.data} no longer matches {Path(args.run) / runs.CONFIG}; "
+                "evaluate any file explicitly with --data FILE"
+            )
         X, y, where = ds.X_test, labels(cfg, ds.y_test), f"the test split of {cfg.data}"
     else:
-        ds = data.load(args.data, key=jax.random.key(cfg.seed), target=args.target)
-        X = cfg.standardise(np.concatenate([_raw(ds, ds.X_train), _raw(ds, ds.X_test)]))
-        y = np.concatenate([ds.y_train, ds.y_test])
-        where = f"all {len(X)} samples of {args.data}"
-        if ckpt.net.is_classifier:
-            y = labels(cfg, run_class_ids(cfg, ds, y, args.data))
+        X, y, where = _file_samples(cfg, args.data, args.target)
+    interrupt.check()
     metrics = evaluate(ckpt.net, ckpt.params, X, y)
+    interrupt.check()
     print(f"{args.run} on {where}:")
     for name, value in metrics.items():
-        shown = f"{100 * value:.2f}%" if name == "accuracy" else f"{value:.4f}"
+        shown = f"{100 * value:.2f}%" if name == "accuracy" else f"{value:.4g}"
         print(f"  {name:<9} {shown}")
     return 0
 
@@ -242,8 +345,12 @@ def predict_command(args) -> int:
     from jaxbp import data
 
     cfg, ckpt = _load_run(args.run)
+    if args.output:  # refuse a bad --output before the work, not after it
+        from jaxbp.runs.files import check_target
+
+        check_target(Path(args.output), overwrite=args.overwrite, protected=[args.input])
     X_raw = data.read_features(args.input, drop=cfg.target, columns=cfg.features)
-    X = cfg.standardise(X_raw)
+    X = cfg.standardise(X_raw, where=args.input)
     net, params = ckpt.net, ckpt.params
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -251,7 +358,7 @@ def predict_command(args) -> int:
         from jaxbp.evaluation import predict_classes
 
         ids = np.asarray(predict_classes(net, params, X))
-        classes = cfg.classes or list(range(cfg.out))
+        classes = run_classes(cfg)
         header, rows = ["prediction"], [[classes[i]] for i in ids]
         if args.probabilities:
             probs = np.asarray(class_probabilities(net, params, X))
@@ -265,20 +372,26 @@ def predict_command(args) -> int:
             ["prediction"] if pred.shape[1] == 1 else [f"y{k}" for k in range(pred.shape[1])]
         )
         writer.writerows(pred.tolist())
+    interrupt.check()
     if args.output:
-        atomic.write_text(Path(args.output), buffer.getvalue())
-        print(f"wrote {len(X)} predictions to {args.output}", file=sys.stderr)
+        with interrupt.committing():
+            write_file(
+                Path(args.output), buffer.getvalue(), overwrite=args.overwrite,
+                protected=[args.input],
+            )  # fmt: skip
+            print(f"wrote {len(X)} predictions to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(buffer.getvalue())
     return 0
 
 
-def sweep(cfg: RunConfig, ds, out: Path, *, quiet: bool) -> int:
+def sweep(cfg: RunConfig, ds, run: RunFolder, *, quiet: bool) -> int:
     """``jaxbp train --seeds N``: N networks (seeds SEED..SEED+N−1) in one vmapped loop.
 
     Each model is initialised and shuffled as ``--seed s`` would; all train on the
     whole training split (no validation hold-out) and are compared on the test split.
     """
+    out = run.folder
     net = cfg.net()
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
     keys = [cfg.keys(s) for s in seeds]
@@ -297,16 +410,16 @@ def sweep(cfg: RunConfig, ds, out: Path, *, quiet: bool) -> int:
     if interrupt.requested():
         print("jaxbp train: interrupted; a --seeds sweep writes its results when it ends, "
               "so nothing was saved", file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
+        run.abandon()
+        return interrupt.exit_code(EXIT_INTERRUPTED)
     rows = []
     for i, seed in enumerate(seeds):
         params_i = jax.tree.map(lambda a, i=i: a[i], result.params)
         test = evaluate(net, params_i, ds.X_test, labels(cfg, ds.y_test))
         rows.append({"seed": seed, "status": result.status[i]} | test)
-    atomic.write_text(
-        out / runs.SWEEP, json.dumps({"models": rows, "history": result.history}, indent=1)
-    )
-    runs.write_config(out, cfg)
+    with interrupt.committing():
+        run.write(runs.SWEEP, json.dumps({"models": rows, "history": result.history}, indent=1))
+        run.write(runs.CONFIG, cfg.to_json())
     metric = "accuracy" if net.is_classifier else "mse"
     lines = [f"{'seed':>6}  {'status':<10} {'test loss':>10} {'test ' + metric:>14}"]
     for r in rows:

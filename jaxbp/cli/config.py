@@ -81,6 +81,8 @@ class RunConfig:
     classes: tuple | None = None
     scaler: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     features: tuple[str, ...] | None = None  # CSV column names, matched by name on predict
+    run_id: str | None = None  # random, made when the run is created (jaxbp.runs.new_run_id)
+    fingerprint: str | None = None  # of the training data (jaxbp.runs.fingerprint)
 
     def __post_init__(self):
         for name, check, want in _FIELDS:
@@ -219,14 +221,28 @@ class RunConfig:
 
         return data.load(self.data, key=jax.random.key(self.seed), target=self.target)
 
-    def standardise(self, X_raw: np.ndarray) -> np.ndarray:
-        """Raw features (n, d) standardised with the run's scaler, in the run's dtype."""
+    def standardise(self, X_raw: np.ndarray, where: str = "the input") -> np.ndarray:
+        """Raw features (n, d) standardised with the run's scaler, in the run's dtype.
+
+        A value that is NaN or inf, or that overflows the run's dtype once standardised,
+        is refused, naming its row (1-based) and column.
+        """
         mean, std = (np.asarray(part) for part in self.scaler)
         if X_raw.ndim != 2 or X_raw.shape[1] != self.d:
-            raise ValueError(
-                f"the input has {X_raw.shape[-1]} features but the run was trained on d={self.d}"
+            raise ConfigError(
+                f"{where} has {X_raw.shape[-1]} features but the run was trained on d={self.d}"
             )
-        return ((X_raw - mean) / std).astype(np.dtype(self.dtype))
+        with np.errstate(all="ignore"):
+            X = ((np.asarray(X_raw, np.float64) - mean) / std).astype(np.dtype(self.dtype))
+        bad = ~np.isfinite(X)
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            column = repr(self.features[j]) if self.features else f"{j + 1} (of {self.d})"
+            raise ConfigError(
+                f"{where}: row {i + 1}, column {column} holds {X_raw[i, j]!r}, which is "
+                f"non-finite or overflows {np.dtype(self.dtype).name} once standardised"
+            )
+        return X
 
     # -- config.json ------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -340,6 +356,8 @@ _FIELDS = (
     ("task", _optional(_name_in(("classification", "regression"))), "classification/regression"),
     ("classes", _optional(lambda v: isinstance(v, tuple) and len(v) >= 2), "a list of >= 2 labels"),
     ("scaler", _optional(lambda v: isinstance(v, tuple) and len(v) == 2), "(mean, std)"),
+    ("run_id", _optional(lambda v: isinstance(v, str) and 0 < len(v) <= 64), "a run id or null"),
+    ("fingerprint", _optional(lambda v: isinstance(v, str) and len(v) <= 200), "a string"),
 )
 _FLAG_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))[:20]
 _REQUIRED = ("data", "activation", "hidden", "head", "d", "out", "task", "scaler")

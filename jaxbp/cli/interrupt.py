@@ -1,54 +1,124 @@
-"""Ctrl-C for ``jaxbp train``: the first asks to stop at the next safe point, the second stops now.
+"""Every way a ``jaxbp`` command is stopped: Ctrl-C (SIGINT), SIGTERM and SIGHUP.
 
-Installed by the command before anything heavy is imported, so that SIGINT never
-lands inside an import or an XLA compilation (where it was once swallowed, once
-crashed the process): the handler only sets a flag. The training loop reads the flag
-after each epoch (the run's callback returns it) and the command checks it between
-its steps (:func:`check`). A second Ctrl-C raises ``KeyboardInterrupt`` at once; the
-loop then returns its last finished epoch (``jaxbp.train.Interrupted``). While the
-command writes the run's last files (:func:`finishing`, about a second), Ctrl-C waits.
+Installed by :func:`jaxbp.cli.main` before anything heavy is imported, so that a
+signal never lands inside an import or an XLA compilation as a traceback: the handler
+only records the signal, or raises :class:`Stopped` (a ``KeyboardInterrupt``) where
+that is safe. Two modes:
+
+- ``"epoch"`` (``train``): the first signal asks to stop at the next epoch boundary
+  (the run's callback returns :func:`requested`), where the checkpoint, history and
+  plots are committed together; a second signal raises :class:`Stopped` at once (the
+  loop returns its last finished epoch, ``jaxbp.train.Interrupted``);
+- ``"now"`` (``evaluate``, ``predict``, ``experiment``, …): the first signal raises
+  :class:`Stopped` at once.
+
+While the command commits files (:func:`finishing`, about a second) a signal only
+says to wait; :func:`check` raises it afterwards. The exit code is 128 + the first
+signal's number: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP). Cluster schedulers
+(Slurm, Kubernetes, …) send SIGTERM some seconds before SIGKILL: that is enough time
+to finish the epoch and commit it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import time
 
-_state = {"requested": False, "message": "", "finishing": False}
+SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+_NAMES = {getattr(signal, n): n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)}
+_state = {"signum": None, "message": "", "finishing": False, "mode": "now", "started": None}
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised where a signal stops the command; ``signum`` is the (first) signal."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(_NAMES.get(signum, str(signum)))
+        self.signum = signum
 
 
 def _handler(signum, frame) -> None:
+    first = _state["signum"] is None
+    if first:
+        _state["signum"] = signum
     if _state["finishing"]:
-        print("\nsaving the run's files; a moment", file=sys.stderr)
+        print("\nsaving the files; a moment", file=sys.stderr)
         return
-    if _state["requested"]:
-        raise KeyboardInterrupt
-    _state["requested"] = True
-    print(f"\n{_state['message']} (Ctrl-C again to stop now)", file=sys.stderr)
+    if not first or _state["mode"] == "now":
+        raise Stopped(_state["signum"])
+    how = "Ctrl-C" if signum == signal.SIGINT else _NAMES.get(signum, "signal")
+    print(f"\n{_state['message']} ({how}; again to stop now)", file=sys.stderr)
 
 
-def install(message: str) -> None:
-    """Let SIGINT set the flag (``message`` is printed on the first Ctrl-C)."""
-    _state.update(requested=False, message=message, finishing=False)
-    signal.signal(signal.SIGINT, _handler)
+def install(message: str = "", *, mode: str = "now") -> None:
+    """Let SIGINT, SIGTERM and SIGHUP stop the command (``message``: the first, in "epoch")."""
+    _state.update(signum=None, message=message, finishing=False, mode=mode)
+    if _state["started"] is None:
+        _state["started"] = time.monotonic()
+    for signum in SIGNALS:
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            signal.signal(signum, _handler)
+
+
+def set_mode(mode: str, message: str = "") -> None:
+    """Switch to ``"epoch"`` (stop at the next epoch boundary) or ``"now"``."""
+    _state.update(mode=mode, message=message)
+    if mode == "now":
+        check()
+
+
+@contextlib.contextmanager
+def committing():
+    """While the body writes files, a signal waits; it is raised when the body is done."""
+    before = _state["finishing"]
+    _state["finishing"] = True
+    try:
+        yield
+    finally:
+        _state["finishing"] = before
+    if not before and _state["mode"] == "now":
+        check()
 
 
 def finishing() -> None:
-    """From now on Ctrl-C only says to wait: the run's last files are being written."""
+    """From now on a signal only says to wait: the run's last files are being written."""
     _state["finishing"] = True
 
 
 def requested() -> bool:
-    """Whether Ctrl-C was pressed since :func:`install`."""
-    return _state["requested"]
+    """Whether a signal arrived since :func:`install`."""
+    return _state["signum"] is not None
+
+
+def signum() -> int | None:
+    return _state["signum"]
+
+
+def exit_code(default: int = 130) -> int:
+    """128 + the first signal's number (130 for Ctrl-C)."""
+    return 128 + _state["signum"] if _state["signum"] is not None else default
+
+
+def seconds() -> float:
+    """Wall time since the command started (its first :func:`install`)."""
+    return 0.0 if _state["started"] is None else time.monotonic() - _state["started"]
 
 
 def check() -> None:
-    """A safe point: raise ``KeyboardInterrupt`` if Ctrl-C was pressed."""
-    if _state["requested"]:
-        raise KeyboardInterrupt
+    """A safe point: raise :class:`Stopped` if a signal arrived."""
+    if _state["signum"] is not None:
+        raise Stopped(_state["signum"])
 
 
 def uninstall() -> None:
-    """Back to Python's default: Ctrl-C raises ``KeyboardInterrupt``."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Back to the defaults: SIGINT raises ``KeyboardInterrupt``, the others end the process."""
+    _state.update(finishing=False, started=None)
+    for signum in SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(
+                signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from jaxbp import names
 from jaxbp.cli.config import CHANGEABLE_ON_RESUME, RunConfig
@@ -13,9 +12,39 @@ DEFAULTS = RunConfig()
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message):  # usage + message, exit 2 (argparse's default, kept explicit)
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+    """argparse with one-line errors: no usage block, and "did you mean --hidden?"."""
+
+    argv: list[str] | None = None
+    root: argparse.ArgumentParser | None = None
+
+    def error(self, message):
+        hint = self._suggestion(message)
+        help_hint = f" (see {self.prog} --help)" if not hint else ""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}{help_hint}\n")
+
+    def _suggestion(self, message: str) -> str:
+        import difflib
+
+        if "unrecognized arguments:" not in message:
+            return ""
+        options = _options_of(self, self.argv or (self.root.argv if self.root else None))
+        for token in message.split("unrecognized arguments:", 1)[1].split():
+            if token.startswith("--"):
+                close = difflib.get_close_matches(token.split("=")[0], options, n=1, cutoff=0.6)
+                if close:
+                    return f"; did you mean {close[0]}?"
+        return ""
+
+
+def _options_of(p: argparse.ArgumentParser, argv) -> list[str]:
+    """The long options of the subcommand named in ``argv`` (or of ``p`` itself)."""
+    options = [o for a in p._actions for o in a.option_strings if o.startswith("--")]
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction) and argv:
+            for token in argv:
+                if token in action.choices:
+                    return _options_of(action.choices[token], None)
+    return options
 
 
 def positive_int(text: str) -> int:
@@ -239,7 +268,9 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run on its test split or other data")
     p.add_argument("--run", required=True, metavar="DIR", help="the run folder")
     p.add_argument("--data", help="data set or file (default: the run's own test split)")
-    p.add_argument("--target", help="the label column of a CSV file")
+    p.add_argument(
+        "--target", help="the label column of a CSV file (default: the run's own target)"
+    )
 
 
 def _add_predict(sub) -> None:
@@ -247,6 +278,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--run", required=True, metavar="DIR", help="the run folder")
     p.add_argument("--input", required=True, metavar="FILE", help="features, .csv or .npz")
     p.add_argument("--output", metavar="FILE", help="CSV to write (default: stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument(
         "--probabilities",
         action="store_true",
@@ -286,6 +318,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"jaxbp {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    Parser.root = p
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)

@@ -47,11 +47,20 @@ _GRID = {"alpha": 0.3, "linewidth": 0.6}
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
-    """Write ``fig`` to ``path`` (parent folders created) and return it as a Path."""
+    """Write ``fig`` to ``path`` atomically (parent folders created); return it as a Path.
+
+    The image is rendered in memory, then written by :func:`jaxbp.runs.files.write_file`
+    (temp file, fsync, rename): a failed write leaves the earlier plot as it was.
+    """
+    import io
+
+    from jaxbp.runs import files
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    return files.write_file(path, buffer.getvalue(), overwrite=True, own_run=path.parent)
 
 
 def _series(history: Mapping, key: str, n: int, *, required: bool) -> np.ndarray | None:

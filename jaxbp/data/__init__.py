@@ -44,7 +44,14 @@ from jaxbp.data.dataset import (
     fit_scaler,
     make_dataset,
 )
-from jaxbp.data.files import MAX_CLASSES, csv_columns, from_csv, from_npz, read_features
+from jaxbp.data.files import (
+    MAX_CLASSES,
+    csv_columns,
+    from_csv,
+    from_npz,
+    read_features,
+    read_labelled,
+)
 from jaxbp.data.loading import load
 from jaxbp.data.synthetic import (
     NAMES,
@@ -82,6 +89,7 @@ __all__ = [
     "make_dataset",
     "moons",
     "read_features",
+    "read_labelled",
     "regression_1d",
     "sine",
     "spirals",

@@ -73,12 +73,27 @@ def _encode_labels(y: np.ndarray, task: str | None, where: str):
 
 
 def _existing(path) -> Path:
-    """``path`` as a Path, or DataError if no such file."""
+    """``path`` as a Path, or DataError if it is not a regular file (a FIFO never blocks)."""
+    from jaxbp.runs.files import check_regular
+
     path = Path(os.fspath(path))
-    if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "not found"
-        raise DataError(f"data file {str(path)!r} {what}")
-    return path
+    if not path.exists():
+        raise DataError(f"data file {str(path)!r} not found")
+    try:
+        return check_regular(path, "data file")
+    except (OSError, ValueError) as err:
+        raise DataError(str(err)) from None
+
+
+def _checked_npz(path) -> Path:
+    """An .npz whose members fit in memory (declared sizes checked before inflating)."""
+    from jaxbp.runs.files import check_npz
+
+    path = _existing(path)
+    try:
+        return check_npz(path, what="data file")
+    except ValueError as err:
+        raise DataError(str(err)) from None
 
 
 def _as_number(cell: str) -> float | None:
@@ -215,7 +230,7 @@ def _first_bad(a: np.ndarray) -> str:
 
 def _read_npz(path) -> tuple[Path, np.ndarray, np.ndarray]:
     """Return (path, X, y) from a .npz file, loaded without pickle."""
-    path = _existing(path)
+    path = _checked_npz(path)
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
@@ -282,7 +297,7 @@ def read_features(
             [_csv_column(path, rows, header.index(c), c, numeric=True) for c in columns], axis=1
         )
     if suffix == ".npz":
-        path = _existing(path)
+        path = _checked_npz(path)
         try:
             with np.load(path, allow_pickle=False) as archive:
                 if "X" not in archive.files:
@@ -296,6 +311,44 @@ def read_features(
             raise DataError(f"{path}: not a readable .npz file of numeric arrays ({err})") from err
         return _npz_features(path, X)
     raise DataError(f"input {os.fspath(path)!r}: expected a .csv or .npz file")
+
+
+def read_labelled(
+    path, *, target: str | None = None, columns: list[str] | tuple[str, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features X (n, d) float64 and raw labels y of a file, with no task inference.
+
+    For evaluating a trained run: the run's schema, not the file, decides what the
+    labels mean. From a CSV: ``columns`` by name (the run's features; others ignored),
+    or every column but ``target`` in order; ``y`` is the ``target`` column (numbers, or
+    strings if any cell is not a number). From a .npz: arrays ``X`` and ``y``.
+    """
+    suffix = Path(os.fspath(path)).suffix.lower()
+    if suffix == ".csv":
+        path, header, rows = _read_csv(path)
+        if target is None:
+            raise DataError(
+                f"{path}: name the label column with --target COLUMN; "
+                f"columns are: {quote_names(header)}"
+            )
+        if target not in header:
+            raise DataError(
+                f"{path}: no label column {target!r} (the run's target); "
+                f"columns are: {quote_names(header)}"
+            )
+        X = read_features(path, drop=target, columns=columns)
+        return X, _csv_column(path, rows, header.index(target), target, numeric=False)
+    if suffix == ".npz":
+        path, X, y = _read_npz(path)
+        X = _npz_features(path, X)
+        if y.ndim == 0 or y.ndim > 2 or len(y) != len(X):
+            raise DataError(f"{path}: y must have shape (n,) or (n, K), n={len(X)}; got {y.shape}")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if np.issubdtype(y.dtype, np.number) and not np.isfinite(y).all():
+            raise DataError(f"{path}: y{_first_bad(y)} is NaN or inf")
+        return X, y
+    raise DataError(f"data {os.fspath(path)!r}: expected a .csv or .npz file")
 
 
 def from_npz(path, *, task: str | None = None, test_fraction: float = TEST_FRACTION) -> Dataset:

@@ -12,7 +12,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,22 +23,14 @@ DPI = 90
 
 
 def write_json(path: Path, obj) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically: a temporary file in the same folder,
-    then ``os.replace`` (a reader sees the old file or the new one, never half of one)."""
+    """Write ``obj`` as JSON to ``path`` through the one writer
+    (:func:`jaxbp.runs.files.write_file`: temp file, fsync, rename, the user's umask)."""
+    from jaxbp.runs import files
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(to_builtin(obj), f, indent=1, allow_nan=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(to_builtin(obj), indent=1, allow_nan=True) + "\n"
+    return files.write_file(path, text, overwrite=True, own_run=path.parent)
 
 
 def finish(out, results: dict, start: float, **timings) -> dict:
@@ -118,9 +109,15 @@ def figure(nrows: int, ncols: int, *, size: tuple[float, float] = (3.6, 3.0), **
 
 def save(fig, path: Path) -> str:
     """Write ``fig`` to ``path`` as PNG (``DPI`` dots per inch); return the file name."""
+    import io
+
+    from jaxbp.runs import files
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=DPI, format="png")
+    files.write_file(path, buffer.getvalue(), overwrite=True, own_run=path.parent)
     return path.name
 
 
