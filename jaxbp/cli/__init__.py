@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,6 +112,59 @@ def use_compilation_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    _cache_state.update(folder=folder, warned=False, showwarning=warnings.showwarning)
+    warnings.showwarning = _cache_warning
+
+
+_cache_state: dict = {"folder": None, "warned": False, "showwarning": None}
+
+
+def _cache_warning(message, category, filename, lineno, file=None, line=None):
+    """JAX warns once per damaged cache entry: one line instead, and no cache from then on."""
+    if "persistent compilation cache" in str(message):
+        disable_compilation_cache(str(message).split(":", 1)[0])
+        return
+    (_cache_state["showwarning"] or warnings._showwarning_orig)(
+        message, category, filename, lineno, file, line
+    )
+
+
+def disable_compilation_cache(reason: str) -> None:
+    """Compile without the persistent cache from now on; say so once (one line)."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    if not _cache_state["warned"]:
+        print(
+            f"jaxbp: warning: the compilation cache {_cache_state['folder']} failed ({reason}); "
+            f"compiling without it (delete that folder to rebuild it)",
+            file=sys.stderr,
+        )
+        _cache_state["warned"] = True
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    jax.clear_caches()  # a program loaded from a bad entry stays in memory otherwise
+
+
+def _restore_warnings() -> None:
+    if _cache_state["showwarning"] is not None:
+        warnings.showwarning = _cache_state["showwarning"]
+        _cache_state.update(showwarning=None, folder=None)
+
+
+def _with_cache_fallback(run, args) -> int:
+    """Run the command; if a cache entry broke JAX (an AssertionError), once more without."""
+    try:
+        return run(args)
+    except AssertionError:
+        if _cache_state["folder"] is None:
+            raise
+        import jax
+
+        if not jax.config.jax_enable_compilation_cache:
+            raise
+        disable_compilation_cache("an entry does not fit the program it claims to be")
+        return run(args)
 
 
 _COMMANDS = {
@@ -140,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "train":
             interrupt.set_mode("epoch", "jaxbp train: stopping after this epoch")
         use_compilation_cache()
-        return _COMMANDS[command](args)
+        return _with_cache_fallback(_COMMANDS[command], args)
     except BrokenPipeError:  # e.g. `jaxbp explain | head`
         sys.stderr.close()
         return 0
@@ -160,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     finally:
         interrupt.uninstall()
+        _restore_warnings()
         if _x64() != x64:  # called in-process (tests, notebooks): leave JAX as it was
             import jax
 

@@ -59,6 +59,8 @@ def train_command(args) -> int:
     cfg = RunConfig.from_flags(flags)
     use_precision(cfg)
     ds = cfg.load_data()
+    if cfg.head is None and cfg.data_task() is not None:
+        print(f"jaxbp train: {_task_rule(ds)}", file=sys.stderr)
     cfg = dataclasses.replace(
         cfg.with_data(ds), run_id=new_run_id(), fingerprint=fingerprint(cfg.data, seed=cfg.seed)
     )
@@ -79,6 +81,19 @@ def train_command(args) -> int:
             if not (out / runs.CHECKPOINT).exists() and not (out / runs.SWEEP).exists():
                 run.abandon()  # a run folder is resumable or absent
             raise
+
+
+def _task_rule(ds) -> str:
+    """Which task the labels chose with --head unset, and how to choose the other."""
+    if ds.task == "classification":
+        return (
+            f"the labels are {ds.n_classes} classes (strings or integers), so this is "
+            "classification; pass --head squared for regression"
+        )
+    return (
+        "the labels are real numbers (or more than 20 distinct integers), so this is "
+        "regression; pass --head softmax to classify"
+    )
 
 
 # Flags that mean nothing on --resume (the run folder is the --resume folder).

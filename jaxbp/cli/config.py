@@ -214,12 +214,24 @@ class RunConfig:
         base = jax.random.key(self.seed if seed is None else seed)
         return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
 
+    def data_task(self) -> str | None:
+        """The task the data is read with: from ``--head``, else the explicit integral rule."""
+        if Path(self.data).suffix.lower() not in (".csv", ".npz"):
+            return None
+        if self.head is None:
+            from jaxbp.data.files import INTEGRAL
+
+            return INTEGRAL
+        return "regression" if self.head == "squared" else "classification"
+
     def load_data(self):
         import jax
 
         from jaxbp import data
 
-        return data.load(self.data, key=jax.random.key(self.seed), target=self.target)
+        return data.load(
+            self.data, key=jax.random.key(self.seed), target=self.target, task=self.data_task()
+        )
 
     def standardise(self, X_raw: np.ndarray, where: str = "the input") -> np.ndarray:
         """Raw features (n, d) standardised with the run's scaler, in the run's dtype.

@@ -20,6 +20,10 @@ import numpy as np
 from jaxbp.data.dataset import MIN_SAMPLES, TEST_FRACTION, DataError, Dataset, make_dataset
 
 MAX_CLASSES = 20  # task inference: at most this many distinct integer labels means classes
+INTEGRAL = "integral"
+"""``task=INTEGRAL``: strings or integral labels with at most :data:`MAX_CLASSES` distinct
+values are classes, anything else is regression, however few the rows (``jaxbp train``'s
+rule when ``--head`` is not given)."""
 
 
 def _encode_labels(y: np.ndarray, task: str | None, where: str):
@@ -29,7 +33,7 @@ def _encode_labels(y: np.ndarray, task: str | None, where: str):
     when integer-valued with at most 20 distinct values and fewer than n/2, else
     regression. Class labels map to ids 0..C−1 in sorted order.
     """
-    if task not in (None, "classification", "regression"):
+    if task not in (None, "classification", "regression", INTEGRAL):
         raise DataError(f"task must be 'classification', 'regression' or None, got {task!r}")
     if y.dtype == bool:
         y = y.astype(np.int64)
@@ -37,6 +41,9 @@ def _encode_labels(y: np.ndarray, task: str | None, where: str):
     if numeric:
         y = y.astype(np.float64)
         integral = bool(np.all(y == np.round(y)))
+    if task == INTEGRAL:  # the command's explicit rule: integral labels are classes
+        few = not numeric or (y.ndim == 1 and integral and len(np.unique(y)) <= MAX_CLASSES)
+        task = "classification" if few else "regression"
     if task is None:
         if not numeric:
             task = "classification"

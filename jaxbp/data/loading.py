@@ -23,7 +23,9 @@ _GENERATORS: dict[str, Callable[..., Dataset]] = {
 }
 
 
-def load(spec: str, *, key=None, target: str | None = None, n: int | None = None) -> Dataset:
+def load(
+    spec: str, *, key=None, target: str | None = None, n: int | None = None, task: str | None = None
+) -> Dataset:
     """Return the data set named ``spec``: one of :data:`NAMES`, or a .csv / .npz path.
 
     Args:
@@ -32,6 +34,8 @@ def load(spec: str, *, key=None, target: str | None = None, n: int | None = None
         key: JAX key for the synthetic sets (default ``jax.random.key(0)``).
         target: the label column of a CSV file.
         n: number of samples of a synthetic set (its default when ``None``).
+        task: for a file: ``"classification"``, ``"regression"``, ``"integral"``
+            (:data:`jaxbp.data.files.INTEGRAL`) or ``None`` (inferred, see ``from_csv``).
 
     Example:
         >>> from jaxbp import data
@@ -57,11 +61,11 @@ def load(spec: str, *, key=None, target: str | None = None, n: int | None = None
                 f"{spec}: name the label column with target= (--target COLUMN); "
                 f"columns are: {quote_names(csv_columns(spec))}"
             )
-        return from_csv(spec, target)
+        return from_csv(spec, target, task=task)
     if suffix == ".npz":
         if target is not None:
             raise DataError(f"{spec}: target= is for CSV files; a .npz holds arrays X and y")
-        return from_npz(spec)
+        return from_npz(spec, task=task)
     raise DataError(
         f"unknown data set {spec!r}: expected one of {', '.join(NAMES)}, "
         "or a path to a file ending in .csv or .npz"

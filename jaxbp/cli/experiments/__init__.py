@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="small settings (about 15 s each; for tests)"
     )
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of experiments already in OUT (a non-empty OUT/NAME is refused)",
+    )
 
 
 def run_experiment(name: str, out: Path, *, quick: bool, seed: int) -> dict:
@@ -58,6 +63,15 @@ def run_experiment(name: str, out: Path, *, quick: bool, seed: int) -> dict:
 def run(args: argparse.Namespace) -> int:
     """Run the experiment(s) named by ``args`` (see :func:`add_arguments`); print tables."""
     names = NAMES if args.name == "all" else (args.name,)
+    for name in names:  # refuse before anything runs, as `jaxbp train --out` does
+        folder = Path(args.out) / name
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--out {folder} is an existing file, not a folder")
+        if folder.is_dir() and any(folder.iterdir()) and not getattr(args, "overwrite", False):
+            raise ValueError(
+                f"--out {folder} is a non-empty folder; pass --overwrite to replace the "
+                "experiment's files, or choose another --out"
+            )
     for name in names:
         results = run_experiment(name, args.out, quick=args.quick, seed=args.seed)
         folder = Path(args.out) / name
