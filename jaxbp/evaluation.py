@@ -51,10 +51,28 @@ def class_probabilities(net: Net, params: Params, X) -> Array:
     return _from_logits(net, "probabilities", params, X)
 
 
+def check_finite_inputs(X, name: str = "X") -> None:
+    """Refuse NaN or inf in concrete inputs, naming the first row and column (0-based)."""
+    if isinstance(X, jax.core.Tracer):
+        return
+    import numpy as np
+
+    values = np.asarray(X)
+    if values.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(values)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        at = f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"entry {where}"
+        raise ValueError(f"{name} holds {values[where]} at {at}; inputs must be finite")
+
+
 def _from_logits(net: Net, method: str, params: Params, X) -> Array:
     """The head's ``method`` (predict, classes, probabilities) of o = W σ(Vx), X checked."""
     check_params(net, params)
-    return _head_of_logits(net, method, params, check_inputs(params, X, name="X"))
+    X = check_inputs(params, X, name="X")
+    check_finite_inputs(X)
+    return _head_of_logits(net, method, params, X)
 
 
 @partial(jax.jit, static_argnums=(0, 1))
@@ -69,6 +87,7 @@ def evaluate(net: Net, params: Params, X, Y) -> dict[str, float]:
     """
     X, Y = check_batch(net, params, X, Y, kind="batch")
     check_nonempty(X)
+    check_finite_inputs(X)
     loss, score = _metrics(net, params, X, Y)
     return {"loss": float(loss), "accuracy" if net.is_classifier else "mse": float(score)}
 
