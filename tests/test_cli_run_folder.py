@@ -54,18 +54,49 @@ def runs(tmp_path_factory):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 2))
     label = (X[:, 0] > 0).astype(int)
-    cls = _write_csv(tmp / "cls.csv", ["a", "b", "label"], [[*x, c] for x, c in
-                                                             zip(X.round(4).tolist(), label)])  # fmt: skip
+    cls = _write_csv(
+        tmp / "cls.csv",
+        ["a", "b", "label"],
+        [[*x, c] for x, c in zip(X.round(4).tolist(), label, strict=True)],
+    )
     y = np.round(40 * X[:, 0] + 10 * X[:, 1] + 5)
-    reg = _write_csv(tmp / "reg.csv", ["x1", "x2", "y"], [[*x, t] for x, t in
-                                                          zip(X.round(4).tolist(), y)])  # fmt: skip
+    reg = _write_csv(
+        tmp / "reg.csv",
+        ["x1", "x2", "y"],
+        [[*x, t] for x, t in zip(X.round(4).tolist(), y, strict=True)],
+    )
     common = ["--epochs", "3", "--hidden", "8", "--lr", "0.05", "--quiet"]
-    assert main(["train", "--data", str(cls), "--target", "label", "--out", str(tmp / "c"),
-                 *common]) == 0  # fmt: skip
-    assert main(["train", "--data", str(reg), "--target", "y", "--head", "squared",
-                 "--out", str(tmp / "r"), *common]) == 0  # fmt: skip
-    return {"tmp": tmp, "cls": cls, "reg": reg, "c": tmp / "c", "r": tmp / "r", "X": X,
-            "label": label, "y": y}  # fmt: skip
+    assert (
+        main(["train", "--data", str(cls), "--target", "label", "--out", str(tmp / "c"), *common])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(reg),
+                "--target",
+                "y",
+                "--head",
+                "squared",
+                "--out",
+                str(tmp / "r"),
+                *common,
+            ]
+        )
+        == 0
+    )
+    return {
+        "tmp": tmp,
+        "cls": cls,
+        "reg": reg,
+        "c": tmp / "c",
+        "r": tmp / "r",
+        "X": X,
+        "label": label,
+        "y": y,
+    }
 
 
 def _copy(src, dst):
@@ -88,8 +119,9 @@ def test_run_stores_its_schema_and_identity(runs):
 
 def test_evaluate_data_matches_csv_columns_by_name_without_target(runs, capsys):
     rows = list(csv.reader(runs["cls"].open()))
-    swapped = _write_csv(runs["tmp"] / "swapped.csv", ["label", "b", "a"],
-                         [[r[2], r[1], r[0]] for r in rows[1:]])  # fmt: skip
+    swapped = _write_csv(
+        runs["tmp"] / "swapped.csv", ["label", "b", "a"], [[r[2], r[1], r[0]] for r in rows[1:]]
+    )
     code, same, err = _run(capsys, "evaluate", "--run", runs["c"], "--data", runs["cls"])
     assert code == 0, err
     code, moved, err = _run(capsys, "evaluate", "--run", runs["c"], "--data", swapped)
@@ -137,8 +169,27 @@ def test_predict_refuses_non_finite_and_float32_overflow_naming_row_and_column(r
 def test_a_checkpoint_from_another_run_is_refused_naming_both_ids(runs, capsys, tmp_path):
     mine = _copy(runs["c"], tmp_path / "mine")
     theirs = tmp_path / "theirs"
-    assert main(["train", "--data", str(runs["cls"]), "--target", "label", "--epochs", "3",
-                 "--hidden", "8", "--lr", "0.05", "--quiet", "--out", str(theirs)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(runs["cls"]),
+                "--target",
+                "label",
+                "--epochs",
+                "3",
+                "--hidden",
+                "8",
+                "--lr",
+                "0.05",
+                "--quiet",
+                "--out",
+                str(theirs),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     shutil.copy(theirs / "checkpoint.npz", mine / "checkpoint.npz")
     ids = [json.loads((p / "config.json").read_text())["run_id"] for p in (mine, theirs)]
@@ -159,8 +210,25 @@ def test_evaluate_run_refuses_a_training_file_that_changed(runs, capsys, tmp_pat
     data = tmp_path / "cls.csv"
     shutil.copy(runs["cls"], data)
     run = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--target", "label", "--epochs", "1",
-                 "--hidden", "4", "--quiet", "--out", str(run)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--target",
+                "label",
+                "--epochs",
+                "1",
+                "--hidden",
+                "4",
+                "--quiet",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     with data.open("a") as fh:
         fh.write("0.5,0.5,1\n")
     capsys.readouterr()
@@ -195,21 +263,49 @@ def test_resume_says_where_it_resumes_and_what_to_do_when_done(runs, capsys, tmp
 def test_predict_output_never_replaces_a_runs_files_links_or_the_input(runs, capsys, tmp_path):
     before = (runs["c"] / "checkpoint.npz").read_bytes()
     for target in (runs["c"] / "checkpoint.npz", runs["c"] / "config.json", runs["cls"]):
-        code, _, err = _run(capsys, "predict", "--run", runs["c"], "--input", runs["cls"],
-                            "--output", target, "--overwrite")  # fmt: skip
+        code, _, err = _run(
+            capsys,
+            "predict",
+            "--run",
+            runs["c"],
+            "--input",
+            runs["cls"],
+            "--output",
+            target,
+            "--overwrite",
+        )
         assert code == 2 and str(target) in err
     assert (runs["c"] / "checkpoint.npz").read_bytes() == before
     real = tmp_path / "real.csv"
     real.write_text("keep")
     (tmp_path / "link.csv").symlink_to(real)
-    code, _, err = _run(capsys, "predict", "--run", runs["c"], "--input", runs["cls"],
-                        "--output", tmp_path / "link.csv", "--overwrite")  # fmt: skip
+    code, _, err = _run(
+        capsys,
+        "predict",
+        "--run",
+        runs["c"],
+        "--input",
+        runs["cls"],
+        "--output",
+        tmp_path / "link.csv",
+        "--overwrite",
+    )
     assert code == 2 and "symbolic link" in err and real.read_text() == "keep"
-    code, _, err = _run(capsys, "predict", "--run", runs["c"], "--input", runs["cls"],
-                        "--output", real)  # fmt: skip
+    code, _, err = _run(
+        capsys, "predict", "--run", runs["c"], "--input", runs["cls"], "--output", real
+    )
     assert code == 2 and "--overwrite" in err and real.read_text() == "keep"
-    code, _, err = _run(capsys, "predict", "--run", runs["c"], "--input", runs["cls"],
-                        "--output", real, "--overwrite")  # fmt: skip
+    code, _, err = _run(
+        capsys,
+        "predict",
+        "--run",
+        runs["c"],
+        "--input",
+        runs["cls"],
+        "--output",
+        real,
+        "--overwrite",
+    )
     assert code == 0 and real.read_text().startswith("prediction")
 
 
@@ -217,14 +313,38 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run_and_keeps_user_files(runs,
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "holiday.png").write_bytes(b"user")
-    code, _, err = _run(capsys, "train", "--data", "xor", "--epochs", "1", "--hidden", "4",
-                        "--out", mine, "--overwrite", "--quiet")  # fmt: skip
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--data",
+        "xor",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--out",
+        mine,
+        "--overwrite",
+        "--quiet",
+    )
     assert code == 2 and "not a jaxbp run" in err
     assert (mine / "holiday.png").read_bytes() == b"user"
     run = _copy(runs["c"], tmp_path / "run")
     (run / "notes.png").write_bytes(b"user")
-    code, _, err = _run(capsys, "train", "--data", "xor", "--epochs", "1", "--hidden", "4",
-                        "--out", run, "--overwrite", "--quiet")  # fmt: skip
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--data",
+        "xor",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--out",
+        run,
+        "--overwrite",
+        "--quiet",
+    )
     assert code == 0, err
     assert (run / "notes.png").read_bytes() == b"user"
 
@@ -241,8 +361,9 @@ def test_a_first_save_that_fails_leaves_no_folder(capsys, tmp_path, monkeypatch)
 
     monkeypatch.setattr(files.atomic, "write_with", too_large)
     out = tmp_path / "run"
-    code, _, err = _run(capsys, "train", "--data", "xor", "--epochs", "1", "--hidden", "4",
-                        "--out", out, "--quiet")  # fmt: skip
+    code, _, err = _run(
+        capsys, "train", "--data", "xor", "--epochs", "1", "--hidden", "4", "--out", out, "--quiet"
+    )
     assert code == 2 and "checkpoint.npz: File too large" in err
     assert len(err.strip().splitlines()) == 2  # the header, then one error line
     assert not out.exists()
@@ -251,11 +372,13 @@ def test_a_first_save_that_fails_leaves_no_folder(capsys, tmp_path, monkeypatch)
 def test_a_second_writer_exits_2_naming_the_holder(runs, capsys, tmp_path):
     run = _copy(runs["c"], tmp_path / "run")
     with writer_lock(run):
-        for argv in (["train", "--resume", run, "--epochs", "5"],
-                     ["train", "--data", "xor", "--out", run, "--overwrite"]):  # fmt: skip
+        for argv in (
+            ["train", "--resume", run, "--epochs", "5"],
+            ["train", "--data", "xor", "--out", run, "--overwrite"],
+        ):
             code, _, err = _run(capsys, *argv)
             assert code == 2 and f"pid {os.getpid()}" in err
-        code, out, err = _run(capsys, "evaluate", "--run", run)  # readers never lock
+        code, _, err = _run(capsys, "evaluate", "--run", run)  # readers never lock
         assert code == 0, err
 
 
@@ -271,8 +394,21 @@ def test_a_misspelt_flag_is_one_line_with_a_suggestion(capsys):
 
 def test_integral_labels_classify_and_say_so(capsys, tmp_path):
     tiny = _write_csv(tmp_path / "tiny.csv", ["x", "y"], [[i / 10, i % 2] for i in range(10)])
-    code, _, err = _run(capsys, "train", "--data", tiny, "--target", "y", "--epochs", "1",
-                        "--hidden", "2", "--out", tmp_path / "run", "--quiet")  # fmt: skip
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--data",
+        tiny,
+        "--target",
+        "y",
+        "--epochs",
+        "1",
+        "--hidden",
+        "2",
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+    )
     assert code == 0, err and "classification" in err and "--head squared" in err
     assert json.loads((tmp_path / "run" / "config.json").read_text())["task"] == "classification"
 
@@ -287,14 +423,29 @@ def test_experiment_refuses_a_non_empty_out_folder(capsys, tmp_path):
 
 # --------------------------------------------------------------------------- signals
 
-_SLOW = ["train", "--data", "digits", "--hidden", "256", "--batch-size", "8", "--epochs",
-         "3000", "--quiet"]  # fmt: skip
+_SLOW = [
+    "train",
+    "--data",
+    "digits",
+    "--hidden",
+    "256",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "3000",
+    "--quiet",
+]
 
 
 def _signal_run(argv, signals, *, timeout=240):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "jaxbp.cli", *map(str, argv)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxbp.cli", *map(str, argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         for wait, signum in signals:
             time.sleep(wait)
