@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -24,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
 
 from jaxbp.cli import main  # noqa: E402
 
@@ -176,28 +179,361 @@ def _flags(run: Path, folder: Path):
         yield " ".join(str(a) for a in argv)[:70], argv, word
 
 
+def _csv_run(folder: Path) -> tuple[Path, Path]:
+    """A small classifier trained on a CSV (columns a, b, label), and that CSV."""
+    data = folder / "train.csv"
+    lines = ["a,b,label"] + [f"{i % 7 - 3},{(i * 3) % 5 - 2},{int(i % 7 > 3)}" for i in range(60)]
+    data.write_text("\n".join(lines) + "\n")
+    run = folder / "csv-run"
+    argv = [
+        "train",
+        "--data",
+        data,
+        "--target",
+        "label",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--out",
+        run,
+        "--quiet",
+    ]
+    code, _, err = _call(argv)
+    if code != 0:
+        raise RuntimeError(f"could not train the CSV run: {err}")
+    return run, data
+
+
+def _unchanged(*paths: Path):
+    """A check that ``paths`` keep their bytes (or stay absent) and their kind."""
+    before = {p: (p.is_symlink(), p.read_bytes() if p.is_file() else None) for p in paths}
+
+    def check():
+        for p, (link, data) in before.items():
+            now = p.read_bytes() if p.is_file() else None
+            if p.is_symlink() != link or now != data:
+                return f"{p} changed"
+        return None
+
+    return check
+
+
+def _run_folder_attacks(run: Path, folder: Path):
+    """Lost work, bad kinds of files, identity and schema: the run-folder families."""
+    csv_run, data = _csv_run(folder)
+    a_file = folder / "user.csv"
+    a_file.write_text("mine")
+    fifo = folder / "a-fifo"
+    os.mkfifo(fifo)
+    (folder / "a-dir").mkdir()
+    to_user = folder / "to-user.csv"
+    to_user.symlink_to(a_file)
+    to_ckpt = folder / "to-ckpt.npz"
+    to_ckpt.symlink_to(csv_run / "checkpoint.npz")
+    predict = ["predict", "--run", csv_run, "--input", data, "--output"]
+    own = [p.name for p in sorted(csv_run.iterdir())]
+    for name in own:  # the run's own files, with and without --overwrite
+        target = csv_run / name
+        yield (f"predict --output RUN/{name}", [*predict, target], name, _unchanged(target))
+        yield (
+            f"predict --output RUN/{name} --overwrite",
+            [*predict, target, "--overwrite"],
+            name,
+            _unchanged(target),
+        )
+    for label, target, word in [
+        ("the input file", data, "input"),
+        ("a symlink to a user file", to_user, "symbolic link"),
+        ("a symlink to the checkpoint", to_ckpt, "symbolic link"),
+        ("/dev/null", Path("/dev/null"), "device"),
+        ("a FIFO", fifo, "FIFO"),
+        ("a folder", folder / "a-dir", "folder"),
+    ]:
+        for extra in ([], ["--overwrite"]):
+            yield (
+                f"predict --output {label} {' '.join(extra)}".strip(),
+                [*predict, target, *extra],
+                word,
+                _unchanged(a_file, data, csv_run / "checkpoint.npz"),
+            )
+    yield (
+        "predict --output an existing file",
+        [*predict, a_file],
+        "--overwrite",
+        _unchanged(a_file),
+    )
+    yield (
+        "predict --output in a missing folder",
+        [*predict, folder / "no" / "p.csv"],
+        "does not exist",
+        None,
+    )
+
+    # What is read: FIFOs, devices, folders, huge files, zip bombs, pickles.
+    def damaged(name: str, make) -> Path:
+        dst = _copy(csv_run, folder, name)
+        make(dst)
+        return dst
+
+    def swap(member: str, how):
+        def make(dst: Path):
+            (dst / member).unlink()
+            how(dst / member)
+
+        return make
+
+    kinds = {
+        "a FIFO": (lambda p: os.mkfifo(p), "FIFO"),
+        "a link to /dev/zero": (lambda p: p.symlink_to("/dev/zero"), "device"),
+        "a folder": (lambda p: p.mkdir(), "folder"),
+    }
+    for kind, (how, word) in kinds.items():
+        dst = damaged(f"cfg-{word}", swap("config.json", how))
+        yield f"config.json is {kind} (evaluate)", ["evaluate", "--run", dst], word, None
+        yield f"config.json is {kind} (resume)", ["train", "--resume", dst, "--quiet"], word, None
+        dst = damaged(f"ckpt-{word}", swap("checkpoint.npz", how))
+        yield f"checkpoint.npz is {kind}", ["evaluate", "--run", dst], "checkpoint", None
+    dst = damaged("cfg-huge", lambda d: (d / "config.json").write_text(" " * 5_000_000 + "{}"))
+    yield "config.json of 5 MB", ["evaluate", "--run", dst], "bytes", None
+    bomb = folder / "bomb.npz"
+    _npz_bomb(bomb)
+    pickled = folder / "pickled.npz"
+    np.savez(pickled, X=np.array([object()], dtype=object), y=np.zeros(1))
+    zero = folder / "zero.csv"
+    zero.symlink_to("/dev/zero")
+    fifo_csv = folder / "fifo.csv"
+    os.mkfifo(fifo_csv)
+    for label, path, word in [
+        ("an npz claiming 4.8 GB", bomb, "claims"),
+        ("an npz of Python objects", pickled, "pickle"),
+        ("/dev/zero as CSV", zero, "device"),
+        ("a FIFO as CSV", fifo_csv, "FIFO"),
+    ]:
+        yield f"predict --input {label}", ["predict", "--run", csv_run, "--input", path], word, None
+        yield f"evaluate --data {label}", ["evaluate", "--run", csv_run, "--data", path], word, None
+    yield (
+        "train --data an npz bomb",
+        ["train", "--data", bomb, "--out", folder / "t1"],
+        "claims",
+        None,
+    )
+    yield (
+        "train --data a FIFO",
+        ["train", "--data", fifo_csv, "--target", "label", "--out", folder / "t2"],
+        "FIFO",
+        None,
+    )
+
+    # Identity: a checkpoint from another run, edited config fields.
+    other = _copy(csv_run, folder, "other-ckpt")
+    shutil.copy(run / "checkpoint.npz", other / "checkpoint.npz")
+    yield "checkpoint of another run", ["evaluate", "--run", other], "belongs to run", None
+    twin_folder = folder / "twin"
+    _call(
+        [
+            "train",
+            "--data",
+            data,
+            "--target",
+            "label",
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--out",
+            twin_folder,
+            "--quiet",
+        ]
+    )
+    twin = _copy(csv_run, folder, "twin-ckpt")
+    shutil.copy(twin_folder / "checkpoint.npz", twin / "checkpoint.npz")
+    ids = json.loads((twin_folder / "config.json").read_text())["run_id"]
+    yield "same shapes, another run's checkpoint", ["evaluate", "--run", twin], ids, None
+    yield (
+        "resume with another run's checkpoint",
+        ["train", "--resume", twin, "--epochs", "3"],
+        ids,
+        None,
+    )
+    config = json.loads((csv_run / "config.json").read_text())
+    for field, value in [
+        ("seed", 5),
+        ("lr", 0.5),
+        ("weight_decay", 0.1),
+        ("epochs", 1),
+        ("schedule", "cosine"),
+        ("optimizer", "sgd"),
+        ("target", "a"),
+        ("fingerprint", "sha256:00"),
+        ("run_id", "0123456789abcdef"),
+        ("features", ["b", "a"]),
+    ]:
+        if field == "epochs":
+            continue  # epochs may differ (a resumed run's total)
+        dst = damaged(
+            f"field-{field}",
+            lambda d, f=field, v=value: (d / "config.json").write_text(json.dumps(config | {f: v})),
+        )
+        word = "run" if field == "run_id" else field
+        yield f"config.json field {field} edited", ["evaluate", "--run", dst], word, None
+
+    # The data behind a run changed.
+    moved = folder / "moving.csv"
+    shutil.copy(data, moved)
+    moving_run = folder / "moving-run"
+    _call(
+        [
+            "train",
+            "--data",
+            moved,
+            "--target",
+            "label",
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--out",
+            moving_run,
+            "--quiet",
+        ]
+    )
+    with moved.open("a") as fh:
+        fh.write("9,9,1\n")
+    yield "evaluate --run after its CSV changed", ["evaluate", "--run", moving_run], "changed", None
+    yield (
+        "resume after its CSV changed",
+        ["train", "--resume", moving_run, "--epochs", "3"],
+        "changed",
+        None,
+    )
+
+    # Schema: features by name, the run's classes, the run's task.
+    (folder / "no_b.csv").write_text("a,label\n1,0\n2,1\n")
+    (folder / "dog.csv").write_text("a,b,label\n1,1,0\n2,2,dog\n")
+    (folder / "huge.csv").write_text("a,b,label\n1,1,0\n1e300,2,1\n")
+    np.savez(folder / "wide.npz", X=np.zeros((4, 5)), y=np.zeros(4))
+    np.savez(folder / "nan.npz", X=np.array([[0.0, np.nan], [1, 1]]), y=np.zeros(2))
+    for label, path, word in [
+        ("a CSV without column b", folder / "no_b.csv", "'b'"),
+        ("a label the run never saw", folder / "dog.csv", "dog"),
+        ("a value overflowing float32", folder / "huge.csv", "overflows"),
+        ("an npz of 5 features", folder / "wide.npz", "features"),
+        ("an npz with NaN", folder / "nan.npz", "NaN"),
+    ]:
+        yield f"evaluate --data {label}", ["evaluate", "--run", csv_run, "--data", path], word, None
+        if "label" not in label:  # predict reads features only
+            yield (
+                f"predict --input {label}",
+                ["predict", "--run", csv_run, "--input", path],
+                word,
+                None,
+            )
+
+    # Resume flags that mean nothing, folders that are not runs, misspelt flags.
+    yield "resume with --out", ["train", "--resume", csv_run, "--out", folder / "x"], "--out", None
+    yield (
+        "resume with --overwrite",
+        ["train", "--resume", csv_run, "--overwrite"],
+        "--overwrite",
+        None,
+    )
+    user_dir = folder / "photos"
+    user_dir.mkdir()
+    (user_dir / "cat.png").write_bytes(b"png")
+    yield (
+        "train --out a non-run folder --overwrite",
+        ["train", "--data", "xor", "--out", user_dir, "--overwrite"],
+        "not a jaxbp run",
+        _unchanged(user_dir / "cat.png"),
+    )
+    exp = folder / "exp"
+    (exp / "bp-cost").mkdir(parents=True)
+    (exp / "bp-cost" / "results.json").write_text("{}")
+    yield (
+        "experiment --out a non-empty folder",
+        ["experiment", "bp-cost", "--quick", "--out", exp],
+        "--overwrite",
+        _unchanged(exp / "bp-cost" / "results.json"),
+    )
+    for argv, word in [
+        (["train", "--hiden", "3"], "did you mean --hidden?"),
+        (["train", "--epcohs", "3"], "did you mean --epochs?"),
+        (["train", "--batchsize", "3"], "did you mean --batch-size?"),
+        (["train", "--optimiser", "sgd"], "did you mean --optimizer?"),
+        (["train", "--activaton", "relu"], "did you mean --activation?"),
+        (["train", "--overwite"], "did you mean --overwrite?"),
+        (["train", "--resme", "x"], "did you mean --resume?"),
+        (
+            ["predict", "--run", csv_run, "--input", data, "--ouput", "p.csv"],
+            "did you mean --output?",
+        ),
+        (["evaluate", "--rum", csv_run], "did you mean --run?"),
+    ]:
+        yield " ".join(str(a) for a in argv)[:70], argv, word, None
+
+
+def _npz_bomb(path: Path) -> None:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (600_000_000,)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("X.npy", buffer.getvalue())
+        archive.writestr("y.npy", buffer.getvalue())
+
+
+def _locked_cases(run: Path, folder: Path):
+    """While this process holds a run's writer lock, other writers exit 2 naming it."""
+    locked = _copy(run, folder, "locked")
+    return locked, [
+        ("resume a locked run", ["train", "--resume", locked, "--epochs", "3"], "pid", None),
+        (
+            "overwrite a locked run",
+            ["train", "--data", "xor", "--out", locked, "--overwrite"],
+            "pid",
+            _unchanged(locked / "checkpoint.npz"),
+        ),
+    ]
+
+
 def battery(folder: Path, flips: int = 40):
     """Run every case; returns a list of (name, verdict, detail)."""
+    from jaxbp.runs import writer_lock
+
     run = _train(folder)
     reference = _call(["evaluate", "--run", run])[1].splitlines()[1:]  # the metrics
     results = []
     cases = [
-        *_flags(run, folder),
-        *_config_edits(run, folder),
-        *_checkpoint_damage(run, folder, flips),
+        *((*c, None) for c in _flags(run, folder)),
+        *((*c, None) for c in _config_edits(run, folder)),
+        *((*c, None) for c in _checkpoint_damage(run, folder, flips)),
+        *_run_folder_attacks(run, folder),
     ]
-    for name, argv, word in cases:
-        code, out, err = _call(argv)
-        lines = err.strip().splitlines()
-        if word == "FLIP" and code == 0:
-            verdict = "correct result" if out.splitlines()[1:] == reference else "WRONG RESULT"
-        elif code == 2 and "Traceback" not in err and (word == "FLIP" or word in err):
-            errors = [line for line in lines if "error:" in line]  # argparse adds its usage
-            verdict = "clear error" if len(errors) == 1 else "LONG MESSAGE"
-        else:
-            verdict = "OTHER"
-        results.append((name, verdict, lines[-1] if lines else f"exit {code}"))
+    locked, locked_cases = _locked_cases(run, folder)
+    with writer_lock(locked):
+        results += [_verdict(case, reference) for case in locked_cases]
+    results += [_verdict(case, reference) for case in cases]
     return results
+
+
+def _verdict(case, reference) -> tuple[str, str, str]:
+    name, argv, word, check = case
+    code, out, err = _call(argv)
+    lines = err.strip().splitlines()
+    problem = check() if check is not None else None
+    if problem:
+        verdict = "LOST FILE"
+    elif word == "FLIP" and code == 0:
+        verdict = "correct result" if out.splitlines()[1:] == reference else "WRONG RESULT"
+    elif code == 2 and "Traceback" not in err and (word == "FLIP" or word in err):
+        errors = [line for line in lines if "error:" in line]
+        verdict = "clear error" if len(errors) == 1 and len(lines) <= 2 else "LONG MESSAGE"
+    else:
+        verdict = "OTHER"
+    return name, verdict, problem or (lines[-1] if lines else f"exit {code}")
 
 
 def main_(argv=None) -> int:

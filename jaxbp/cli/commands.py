@@ -318,6 +318,7 @@ def _file_samples(cfg: RunConfig, spec: str, target: str | None):
         ds = data.load(spec, key=jax.random.key(cfg.seed), target=target)
         X_raw = np.concatenate([_raw(ds, ds.X_train), _raw(ds, ds.X_test)])
         y = np.concatenate([ds.y_train, ds.y_test])
+        cfg.standardise(X_raw, where=spec)  # the features first: d must match
         if ds.classes is not None:
             y = np.asarray(ds.classes)[np.asarray(y)]
         elif ds.n_classes is None and cfg.task == "classification":

@@ -23,13 +23,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}{help_hint}\n")
 
     def _suggestion(self, message: str) -> str:
+        """"; did you mean --hidden?" for the first unknown flag close to a known one."""
         import difflib
 
-        if "unrecognized arguments:" not in message:
-            return ""
-        options = _options_of(self, self.argv or (self.root.argv if self.root else None))
-        for token in message.split("unrecognized arguments:", 1)[1].split():
-            if token.startswith("--"):
+        argv = self.argv or (self.root.argv if self.root else None) or []
+        options = _options_of(self, argv)
+        tokens = [t.split("=")[0] for t in argv if t.startswith("--")]
+        if "unrecognized arguments:" in message:
+            tokens = message.split("unrecognized arguments:", 1)[1].split() + tokens
+        for token in tokens:
+            if token.startswith("--") and token not in options:
                 close = difflib.get_close_matches(token.split("=")[0], options, n=1, cutoff=0.6)
                 if close:
                     return f"; did you mean {close[0]}?"
