@@ -17,6 +17,7 @@ Run it::
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import sys
@@ -342,6 +343,116 @@ def cases() -> list[Case]:
         C("fit_many validation=X", lambda: fit_many(validation=X), TE, "validation"),
         C("fit_many grad='nope'", lambda: fit_many(grad="nope"), VE, "grad"),
         C("fit_many progress='yes'", lambda: fit_many(progress="yes"), TE, "progress"),
+        *_run_folder_cases(net, params, X, Y),
+    ]
+    # fmt: on
+
+
+def _run_folder_cases(net, params, X, Y) -> list[Case]:
+    """The one writer, the one reader, the lock, write_run, non-finite inputs (issue 14)."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+    import zipfile
+
+    from jaxbp import checkpoint, data
+    from jaxbp.runs import files, lock, write_run
+
+    tmp = Path(tempfile.mkdtemp(prefix="jaxbp-bad-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    user = tmp / "user.csv"
+    user.write_text("a,b\n1,2\n")
+    link = tmp / "link.csv"
+    link.symlink_to(user)
+    fifo = tmp / "fifo.csv"
+    os.mkfifo(fifo)
+    (tmp / "dir").mkdir()
+    run = tmp / "run"
+    write_run(run, {"data": "xor"}, net=net, params=params)
+    (run / "manifest.json").write_text('{"files": ["checkpoint.npz", "config.json", "x.bin"]}')
+    bomb = tmp / "bomb.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (600_000_000,)}
+    )
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("X.npy", header.getvalue())
+        archive.writestr("y.npy", header.getvalue())
+    objects = tmp / "objects.npz"
+    np.savez(objects, X=np.array([object()], dtype=object), y=np.zeros(1))
+    wide = tmp / "wide.npz"
+    np.savez(wide, X=np.zeros((100, 10)), y=np.zeros(100))
+    big = tmp / "big.json"
+    big.write_bytes(b" " * (files.JSON_LIMIT + 1))
+    (tmp / "text.json").write_text("{not json")
+    (tmp / "junk.npz").write_text("not a zip")
+    Xn = np.array(X)
+    Xn[2, 1] = np.nan
+    Xi = np.array(X)
+    Xi[4, 0] = np.inf
+    nanx = tmp / "nan.csv"
+    nanx.write_text("a,b,c\n1,2,3\n1,nan,3\n")
+    WE = (ValueError, OSError)
+    w = files.write_file
+
+    def held():
+        with lock.writer_lock(tmp / "dir"), lock.writer_lock(tmp / "dir"):
+            pass
+
+    C = Case
+    # fmt: off
+    return [
+        C("write_file through a symlink", lambda: w(link, "x", overwrite=True), VE, "link.csv"),
+        C("write_file onto a folder", lambda: w(tmp / "dir", "x", overwrite=True), VE, "dir"),
+        C("write_file onto a FIFO", lambda: w(fifo, "x", overwrite=True), VE, "FIFO"),
+        C("write_file onto /dev/null", lambda: w("/dev/null", "x", overwrite=True), VE, "device"),
+        C("write_file onto an existing file", lambda: w(user, "x"), VE, "--overwrite"),
+        C("write_file onto a run's config.json",
+          lambda: w(run / "config.json", "x", overwrite=True), VE, "run"),
+        C("write_file onto a run's checkpoint",
+          lambda: w(run / "checkpoint.npz", "x", overwrite=True), VE, "run"),
+        C("write_file onto a manifest-listed file",
+          lambda: w(run / "x.bin", "x", overwrite=True), VE, "run"),
+        C("write_file onto the input file",
+          lambda: w(tmp / "." / "user.csv", "x", overwrite=True, protected=[user]), VE, "input"),
+        C("write_file into a missing folder", lambda: w(tmp / "no" / "f", "x"), WE, "exist"),
+        C("read_bytes of a FIFO", lambda: files.read_bytes(fifo), VE, "FIFO"),
+        C("read_bytes of /dev/zero", lambda: files.read_bytes("/dev/zero"), VE, "device"),
+        C("read_bytes of a folder", lambda: files.read_bytes(tmp), VE, "folder"),
+        C("read_bytes over the limit", lambda: files.read_bytes(user, limit=3), VE, "bytes"),
+        C("read_bytes of a missing file", lambda: files.read_bytes(tmp / "none"), WE, "exist"),
+        C("read_json over 4 MB", lambda: files.read_json(big), VE, "bytes"),
+        C("read_json of broken JSON", lambda: files.read_json(tmp / "text.json"), VE, "JSON"),
+        C("check_npz of a zip bomb", lambda: files.check_npz(bomb), VE, "claims"),
+        C("check_npz of object arrays", lambda: files.check_npz(objects), VE, "pickle"),
+        C("check_npz over the limit", lambda: files.check_npz(wide, limit=100), VE, "claims"),
+        C("check_npz of text", lambda: files.check_npz(tmp / "junk.npz"), VE, "readable"),
+        C("checkpoint.save through a symlink",
+          lambda: checkpoint.save(link, net=net, params=params), VE, "link.csv"),
+        C("checkpoint.save onto a folder",
+          lambda: checkpoint.save(tmp / "dir", net=net, params=params), VE, "dir"),
+        C("checkpoint.load of a FIFO", lambda: checkpoint.load(fifo), VE, "regular"),
+        C("write_run into a user's folder",
+          lambda: write_run(tmp, {}, net=net, params=params), VE, "run"),
+        C("write_run onto a run", lambda: write_run(run, {}, net=net, params=params), VE,
+          "--overwrite"),
+        C("write_run with NaN params",
+          lambda: write_run(tmp / "nan-run", {}, net=net,
+                            params=params._replace(V=params.V * np.nan)), VE, "params"),
+        C("a second writer lock", held, VE, "pid"),
+        C("predict on NaN X", lambda: jaxbp.predict(net, params, Xn), VE, "X"),
+        C("predict on inf X", lambda: jaxbp.predict(net, params, Xi), VE, "X"),
+        C("evaluate on NaN X", lambda: jaxbp.evaluate(net, params, Xn, Y), VE, "X"),
+        C("class_probabilities on inf X",
+          lambda: jaxbp.class_probabilities(net, params, Xi), VE, "X"),
+        C("data.load of a zip bomb", lambda: data.load(str(bomb)), VE, "claims"),
+        C("data.read_features of a FIFO", lambda: data.read_features(fifo), VE, "FIFO"),
+        C("data.read_features of a zip bomb", lambda: data.read_features(bomb), VE, "claims"),
+        C("data.read_labelled without target",
+          lambda: data.read_labelled(user), VE, "--target"),
+        C("data.read_labelled of a NaN CSV",
+          lambda: data.read_labelled(nanx, target="c"), VE, "b"),
     ]
     # fmt: on
 
