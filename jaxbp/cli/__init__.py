@@ -9,14 +9,31 @@ one-line message on stderr and exit code 2, never a traceback. A diverged run ex
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxbp.cli.parser import EXIT_USAGE, parser
-
 __all__ = ["main", "parser"]
+
+
+def _quiet_exit(signum, frame):
+    os._exit(128 + signum)
+
+
+def _quiet_signals() -> None:
+    """A signal ends the process at once, quietly, with 128 + its number (130 for Ctrl-C)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            signal.signal(signum, _quiet_exit)
+
+
+_AS_COMMAND = sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") == "jaxbp"
+if _AS_COMMAND:  # until main() installs its handlers: no import traceback on Ctrl-C
+    _quiet_signals()
+
+from jaxbp.cli.parser import EXIT_USAGE, parser  # noqa: E402  (after the handlers above)
 
 
 def _gradcheck(args) -> int:
@@ -193,8 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = args.command
         if command == "train":
             interrupt.set_mode("epoch", "jaxbp train: stopping after this epoch")
+        interrupt.check()
         use_compilation_cache()
-        return _with_cache_fallback(_COMMANDS[command], args)
+        code = _with_cache_fallback(_COMMANDS[command], args)
+        if code == 0:
+            interrupt.check()  # a signal during the command is never swallowed
+        return code
     except BrokenPipeError:  # e.g. `jaxbp explain | head`
         sys.stderr.close()
         return 0
@@ -213,7 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jaxbp {command}: interrupted{hint}", file=sys.stderr)
         return code
     finally:
-        interrupt.uninstall()
+        if _AS_COMMAND:  # the work is done: a late signal ends the exit quietly
+            _quiet_signals()
+        else:  # called in-process (tests, notebooks): Python's own handlers again
+            interrupt.uninstall()
         _restore_warnings()
         if _x64() != x64:  # called in-process (tests, notebooks): leave JAX as it was
             import jax

@@ -1,4 +1,4 @@
-"""``python -m jaxbp.cli``: the ``jaxbp`` command."""
+"""``python -m jaxbp.cli``: the ``jaxbp`` command (``jaxbp.cli`` handles early signals)."""
 
 import sys
 

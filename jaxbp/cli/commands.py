@@ -335,6 +335,7 @@ def _file_samples(cfg: RunConfig, spec: str, target: str | None):
 def evaluate_command(args) -> int:
     """``jaxbp evaluate``: loss and accuracy/MSE of a run on its test split or on other data."""
     cfg, ckpt = _load_run(args.run)
+    interrupt.check()
     if args.data is None:
         runs.check_data_unchanged(cfg, f"the test split of {cfg.data}")
         ds = cfg.load_data()
@@ -361,6 +362,7 @@ def predict_command(args) -> int:
     from jaxbp import data
 
     cfg, ckpt = _load_run(args.run)
+    interrupt.check()
     if args.output:  # refuse a bad --output before the work, not after it
         from jaxbp.runs.files import check_target
 

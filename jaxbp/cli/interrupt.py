@@ -9,8 +9,11 @@ that is safe. Two modes:
   (the run's callback returns :func:`requested`), where the checkpoint, history and
   plots are committed together; a second signal raises :class:`Stopped` at once (the
   loop returns its last finished epoch, ``jaxbp.train.Interrupted``);
-- ``"now"`` (``evaluate``, ``predict``, ``experiment``, …): the first signal raises
-  :class:`Stopped` at once.
+- ``"now"`` (``evaluate``, ``predict``, ``experiment``, …): the first signal stops the
+  command at its next safe point (:func:`check`, between its steps; a handler that
+  raised at once could land in a garbage-collector callback, where Python prints and
+  drops the exception); a second signal raises :class:`Stopped` at once. A command that
+  returns after a signal still exits with the signal's code: a signal is never swallowed.
 
 While the command commits files (:func:`finishing`, about a second) a signal only
 says to wait; :func:`check` raises it afterwards. The exit code is 128 + the first
@@ -48,7 +51,9 @@ def _handler(signum, frame) -> None:
     if _state["finishing"]:
         print("\nsaving the files; a moment", file=sys.stderr)
         return
-    if not first or _state["mode"] == "now":
+    if first and _state["mode"] == "now":
+        return  # the command stops at its next safe point (check), never mid-callback
+    if not first:
         raise Stopped(_state["signum"])
     how = "Ctrl-C" if signum == signal.SIGINT else _NAMES.get(signum, "signal")
     print(f"\n{_state['message']} ({how}; again to stop now)", file=sys.stderr)

@@ -72,8 +72,20 @@ def run(args: argparse.Namespace) -> int:
                 f"--out {folder} is a non-empty folder; pass --overwrite to replace the "
                 "experiment's files, or choose another --out"
             )
+    from jaxbp.cli import interrupt
+    from jaxbp.cli.experiments import common
+
     for name in names:
-        results = run_experiment(name, args.out, quick=args.quick, seed=args.seed)
+        interrupt.check()
+        folder = Path(args.out) / name
+        created = not folder.exists()
+        common.WRITTEN.clear()
+        try:
+            results = run_experiment(name, args.out, quick=args.quick, seed=args.seed)
+            interrupt.check()
+        except BaseException:  # an interrupt or a failure: no half-written experiment stays
+            common.remove_written(folder if created else None)
+            raise
         folder = Path(args.out) / name
         print(f"== {name}: {results['claim']}")
         print(module(name).summary(results))

@@ -20,6 +20,20 @@ import jax
 import numpy as np
 
 DPI = 90
+WRITTEN: list[Path] = []
+"""The files the running experiment wrote (removed again if it does not finish)."""
+
+
+def remove_written(created: Path | None = None) -> None:
+    """Remove the files in :data:`WRITTEN`, and the folder ``created`` if now empty."""
+    for path in WRITTEN:
+        Path(path).unlink(missing_ok=True)
+    WRITTEN.clear()
+    if created is not None:
+        try:
+            created.rmdir()
+        except OSError:
+            pass
 
 
 def write_json(path: Path, obj) -> Path:
@@ -30,6 +44,7 @@ def write_json(path: Path, obj) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(to_builtin(obj), indent=1, allow_nan=True) + "\n"
+    WRITTEN.append(path)
     return files.write_file(path, text, overwrite=True, own_run=path.parent)
 
 
@@ -117,6 +132,7 @@ def save(fig, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=DPI, format="png")
+    WRITTEN.append(path)
     files.write_file(path, buffer.getvalue(), overwrite=True, own_run=path.parent)
     return path.name
 
