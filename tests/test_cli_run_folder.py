@@ -482,3 +482,32 @@ def test_a_signal_before_the_first_epoch_leaves_no_folder(tmp_path):
     code, err = _signal_run([*_SLOW, "--out", out], [(2.5, signal.SIGTERM)])
     assert code in (143, -signal.SIGTERM) and "Traceback" not in err
     assert not out.exists() or (out / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize("after_s", [0.4, 1.2])
+def test_predict_exits_with_the_signal_and_leaves_no_partial_output(runs, tmp_path, after_s):
+    output = tmp_path / "p.csv"
+    argv = ["predict", "--run", runs["c"], "--input", runs["cls"], "--output", output]
+    code, err = _signal_run(argv, [(after_s, signal.SIGTERM)], timeout=120)
+    assert "Traceback" not in err and code in (0, 143, -signal.SIGTERM), err[-1500:]
+    if output.exists():  # complete or absent, never half
+        assert len(output.read_text().splitlines()) == len(runs["label"]) + 1
+    else:
+        assert code != 0
+
+
+def test_a_damaged_compilation_cache_falls_back_with_one_warning(runs, tmp_path):
+    env = {**os.environ, "JAXBP_CACHE_DIR": str(tmp_path / "cache"), "PYTHONWARNINGS": "default"}
+    argv = [sys.executable, "-m", "jaxbp.cli", "evaluate", "--run", str(runs["c"])]
+    first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    entries = sorted((tmp_path / "cache").glob("*-cache"))
+    assert len(entries) >= 2
+    contents = [p.read_bytes() for p in entries]
+    for path, data in zip(entries, contents[1:] + contents[:1], strict=True):
+        path.write_bytes(data)  # every entry now holds another program
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr[-1500:]
+    assert second.stdout == first.stdout
+    warnings = [line for line in second.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1 and "compilation cache" in warnings[0]

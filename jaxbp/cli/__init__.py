@@ -169,18 +169,30 @@ def _restore_warnings() -> None:
         _cache_state.update(showwarning=None, folder=None)
 
 
+def _raised_inside_jax(err: BaseException) -> bool:
+    """Whether ``err`` was raised by JAX's own code (its last frame is in jax or jaxlib)."""
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return False
+    parts = Path(frames[-1].filename).parts
+    return "jax" in parts or "jaxlib" in parts
+
+
 def _with_cache_fallback(run, args) -> int:
-    """Run the command; if a cache entry broke JAX (an AssertionError), once more without."""
+    """Run the command; if JAX itself failed while the persistent cache was on (a damaged
+    entry can load as another program), run it once more without the cache."""
     try:
         return run(args)
-    except AssertionError:
-        if _cache_state["folder"] is None:
+    except Exception as err:
+        if _cache_state["folder"] is None or not _raised_inside_jax(err):
             raise
         import jax
 
         if not jax.config.jax_enable_compilation_cache:
             raise
-        disable_compilation_cache("an entry does not fit the program it claims to be")
+        disable_compilation_cache(f"{type(err).__name__} inside JAX")
         return run(args)
 
 
