@@ -511,3 +511,30 @@ def test_a_damaged_compilation_cache_falls_back_with_one_warning(runs, tmp_path)
     assert second.stdout == first.stdout
     warnings = [line for line in second.stderr.splitlines() if "warning" in line.lower()]
     assert len(warnings) == 1 and "compilation cache" in warnings[0]
+
+
+def test_a_run_written_from_python_is_read_by_evaluate(capsys, tmp_path):
+    import jax
+
+    from jaxbp.cli.config import RunConfig
+    from jaxbp.runs import write_run
+
+    cfg = RunConfig(data="xor", hidden=4, epochs=2)
+    cfg = cfg.with_data(cfg.load_data())
+    net = cfg.net()
+    config = {k: v for k, v in json.loads(cfg.to_json()).items() if v is not None}
+    del config["x64"], config["seeds"]  # defaults a writer may leave out
+    write_run(tmp_path / "r", config, net=net, params=cfg.init_params(net, jax.random.key(0)))
+    code, out, err = _run(capsys, "evaluate", "--run", tmp_path / "r")
+    assert code == 0 and "accuracy" in out, err
+
+
+def test_experiment_files_follow_the_umask(tmp_path):
+    from jaxbp.cli.experiments import common
+
+    umask = os.umask(0o022)
+    try:
+        path = common.write_json(tmp_path / "results.json", {"a": 1})
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -137,6 +137,10 @@ def check_same_config(path: Path, cfg: RunConfig, stored: dict) -> None:
     if not stored:
         raise RunError(f"{path} stores no run config: it was not written by jaxbp train")
     mine = json.loads(cfg.to_json())
+    try:  # both sides with every field spelled out (a Python writer may leave defaults out)
+        stored = json.loads(RunConfig.from_json(json.dumps(stored), str(path)).to_json())
+    except (ConfigError, TypeError, ValueError):
+        pass  # compared as stored: its fields will differ
     differ = sorted(
         k for k in set(mine) | set(stored)
         if k not in CHANGEABLE_ON_RESUME and mine.get(k) != stored.get(k)
