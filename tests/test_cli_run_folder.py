@@ -538,3 +538,9 @@ def test_experiment_files_follow_the_umask(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("after_s", [0.4, 0.8])  # after site.py: the interpreter, not jaxbp
+def test_an_early_ctrl_c_exits_130_without_a_traceback(runs, after_s):
+    code, err = _signal_run(["evaluate", "--run", runs["c"]], [(after_s, signal.SIGINT)])
+    assert code == 130 and "Traceback" not in err, err[-1500:]
