@@ -54,9 +54,23 @@ def _handler(signum, frame) -> None:
     if first and _state["mode"] == "now":
         return  # the command stops at its next safe point (check), never mid-callback
     if not first:
+        if _in_callback(frame):  # Python would print and drop it: stop at the boundary
+            return
         raise Stopped(_state["signum"])
     how = "Ctrl-C" if signum == signal.SIGINT else _NAMES.get(signum, "signal")
     print(f"\n{_state['message']} ({how}; again to stop now)", file=sys.stderr)
+
+
+def _in_callback(frame) -> bool:
+    """Whether ``frame`` runs a garbage-collector callback or a finaliser."""
+    import gc
+
+    codes = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in codes or frame.f_code.co_name in ("__del__", "_xla_gc_callback"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install(message: str = "", *, mode: str = "now") -> None:
