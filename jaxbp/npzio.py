@@ -25,6 +25,7 @@ import numpy as np
 from jaxbp.runs.files import member_limit
 
 _NPY_MAGIC = b"\x93NUMPY"
+META_LIMIT = 64 * 2**20  # a checkpoint's JSON (its history grows with the epochs)
 
 
 class ArchiveError(ValueError):
@@ -165,7 +166,11 @@ class Archive:
         return stored if is_native(dtype) else stored.view(dtype)
 
     def read_json(self, name: str):
-        """The member ``name``, a 1-D ``uint8`` array of UTF-8 JSON, decoded."""
+        """The member ``name``, a 1-D ``uint8`` array of UTF-8 JSON, decoded (at most 64 MiB)."""
+        info = self._infos.get(name)
+        if info is not None and info.file_size > META_LIMIT:
+            size = info.file_size
+            raise ArchiveError(f"{name!r} holds {size} bytes of JSON (at most {META_LIMIT})")
         raw = self.read(name)
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ArchiveError(f"{name!r} must be a 1-D uint8 array, got {raw.dtype} {raw.shape}")
