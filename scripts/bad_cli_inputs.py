@@ -430,6 +430,19 @@ def _run_folder_attacks(run: Path, folder: Path):
                 None,
             )
 
+    yield (
+        "evaluate --target another column",
+        ["evaluate", "--run", csv_run, "--data", data, "--target", "a"],
+        "--target a",
+        None,
+    )
+    yield (
+        "evaluate --target with an npz",
+        ["evaluate", "--run", csv_run, "--data", folder / "wide.npz", "--target", "label"],
+        "CSV",
+        None,
+    )
+
     # Resume flags that mean nothing, folders that are not runs, misspelt flags.
     yield "resume with --out", ["train", "--resume", csv_run, "--out", folder / "x"], "--out", None
     yield (

@@ -544,3 +544,10 @@ def test_experiment_files_follow_the_umask(tmp_path):
 def test_an_early_ctrl_c_exits_130_without_a_traceback(runs, after_s):
     code, err = _signal_run(["evaluate", "--run", runs["c"]], [(after_s, signal.SIGINT)])
     assert code == 130 and "Traceback" not in err, err[-1500:]
+
+
+def test_evaluate_refuses_a_target_other_than_the_runs(runs, capsys):
+    code, _, err = _run(
+        capsys, "evaluate", "--run", runs["c"], "--data", runs["cls"], "--target", "a"
+    )
+    assert code == 2 and "--target a" in err and "'label'" in err

@@ -312,7 +312,15 @@ def _file_samples(cfg: RunConfig, spec: str, target: str | None):
     """(X, Y, where) of a data file through the run's schema (features, target, task)."""
     from jaxbp import data
 
-    if Path(spec).suffix.lower() in (".csv", ".npz"):
+    suffix = Path(spec).suffix.lower()
+    if target is not None and cfg.target is not None and target != cfg.target:
+        raise ConfigError(
+            f"--target {target}: the run predicts the column {cfg.target!r}; leave --target "
+            "out (the run's target is used)"
+        )
+    if target is not None and suffix != ".csv":
+        raise ConfigError(f"--target names a CSV column; {spec} is not a CSV file")
+    if suffix in (".csv", ".npz"):
         X_raw, y_raw = data.read_labelled(spec, target=target or cfg.target, columns=cfg.features)
     else:  # a built-in data set: its own labels, read through the run's classes
         ds = data.load(spec, key=jax.random.key(cfg.seed), target=target)
