@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -551,3 +552,18 @@ def test_evaluate_refuses_a_target_other_than_the_runs(runs, capsys):
         capsys, "evaluate", "--run", runs["c"], "--data", runs["cls"], "--target", "a"
     )
     assert code == 2 and "--target a" in err and "'label'" in err
+
+
+def test_an_interrupted_experiment_leaves_nothing(capsys, tmp_path, monkeypatch):
+    from jaxbp.cli import experiments
+    from jaxbp.cli.experiments import common
+
+    def half_done(name, out, *, quick, seed):
+        common.write_json(Path(out) / name / "results.json", {"half": True})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "run_experiment", half_done)
+    out = tmp_path / "exp"
+    code, _, err = _run(capsys, "experiment", "bp-cost", "--out", out)
+    assert code == 130 and "interrupted" in err
+    assert not out.exists()

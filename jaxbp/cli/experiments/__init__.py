@@ -15,6 +15,7 @@ prints a short table. ``--quick`` is the small version the test suite runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxbp.cli import interrupt
     from jaxbp.cli.experiments import common
 
+    out_created = not Path(args.out).exists()
     for name in names:
         interrupt.check()
         folder = Path(args.out) / name
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
             interrupt.check()
         except BaseException:  # an interrupt or a failure: no half-written experiment stays
             common.remove_written(folder if created else None)
+            if out_created:
+                with contextlib.suppress(OSError):
+                    Path(args.out).rmdir()  # only if empty: nothing of the user's
             raise
         folder = Path(args.out) / name
         print(f"== {name}: {results['claim']}")
