@@ -307,8 +307,8 @@ def check_npz(path, *, limit: int | None = None, what: str = "file") -> Path:
                     shape, _, dtype = read_header(member)
                 if dtype.hasobject:
                     raise UnsafeReadError(
-                        f"{what} {path}: member {name!r} holds object arrays (Python objects), which need "
-                        "pickle; save numeric (or string) arrays"
+                        f"{what} {path}: member {name!r} holds object arrays (Python "
+                        "objects), which need pickle; save numeric (or string) arrays"
                     )
                 implied = math.prod(shape) * dtype.itemsize
                 if implied > cap or implied > info.file_size:
