@@ -40,7 +40,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 import jaxbp
 from jaxbp import model, optimizers
 from jaxbp.evaluation import class_probabilities, predict_classes
-from jaxbp.validate import check_sample_weight
+from jaxbp.validate import check_real, check_sample_weight
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data
@@ -120,8 +120,14 @@ class _BPBase(BaseEstimator):
     def _optimizer_and_decay(self):
         """(optimizer, weight decay left for ``fit``): names are built once and cached."""
         if isinstance(self.optimizer, str):
-            optimizers.check_weight_decay(self.weight_decay)
-            return _optimizer(self.optimizer, self.learning_rate, float(self.weight_decay)), 0.0
+            lr = self.learning_rate
+            if not callable(lr):  # a schedule μ_k may be given; a number must be > 0
+                lr = check_real(lr, "learning_rate", low=0.0, low_ok=False)
+            decay = optimizers.check_weight_decay(self.weight_decay)
+            try:
+                return _optimizer(self.optimizer, lr, decay), 0.0
+            except TypeError:  # an unhashable schedule: built each time (compiled each time)
+                return optimizers.make(self.optimizer, lr, weight_decay=decay), 0.0
         return self.optimizer, self.weight_decay
 
     def _net(self, head: str, output: str | None = None) -> jaxbp.Net:
@@ -153,7 +159,7 @@ class _BPBase(BaseEstimator):
     def _init_params(self, d: int, out: int):
         self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         self.params_ = jaxbp.init(
-            self.net_, jax.random.key(self._seed), d=d, hidden=self.hidden, out=out,
+            self.net_, jax.random.key(self._seed), d=d, hidden=int(self.hidden), out=out,
             bias=self.bias, dtype=_float_dtype(),
         )  # fmt: skip
         self.opt_state_, self.n_iter_, self.history_ = None, 0, None
