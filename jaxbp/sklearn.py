@@ -175,8 +175,10 @@ class _BPBase(BaseEstimator):
         """
         s = None
         if sample_weight is not None:
-            if not isinstance(sample_weight, numbers.Real):  # jaxbp's: shape, NaN, < 0, all 0
-                check_sample_weight(np.asarray(sample_weight), X.shape[0], _float_dtype())
+            if isinstance(sample_weight, numbers.Real):  # one weight for every sample
+                sample_weight = np.full(X.shape[0], float(sample_weight))
+            # jaxbp's checks first (shape, NaN, < 0, all 0: messages naming sample_weight)
+            check_sample_weight(np.asarray(sample_weight), X.shape[0], _float_dtype())
             s = np.asarray(_check_sample_weight(sample_weight, X, dtype=np.float64))
         if per_class is not None:
             s = per_class if s is None else s * per_class
