@@ -113,7 +113,7 @@ def _train(cfg: RunConfig, ds, out: Path, params, state, fit_key, *, quiet: bool
             batch_size=cfg.batch_size, key=fit_key, grad=cfg.grad,
             validation_fraction=VALIDATION_FRACTION, early_stopping=cfg.early_stopping,
             progress=not quiet and sys.stderr.isatty(), state=state, callback=saver,
-            devices=cfg.devices,
+            devices=cfg.devices, sample_weight=cfg.sample_weights(ds.y_train, ds.w_train),
         )  # fmt: skip
     except Interrupted as stop:  # the second Ctrl-C: the last finished epoch
         result = stop.result
@@ -163,7 +163,10 @@ def _summary(cfg: RunConfig, ds, net, result: FitResult, out: Path, files) -> st
         rows.append(("train loss", f"{h['loss'][-1]:.4f}"))
         if h["val_loss"][-1] is not None:
             rows.append(("validation loss", f"{h['val_loss'][-1]:.4f}"))
-    test = evaluate(net, result.params, ds.X_test, labels(cfg, ds.y_test))
+    test = evaluate(
+        net, result.params, ds.X_test, labels(cfg, ds.y_test),
+        sample_weight=cfg.sample_weights(ds.y_test, ds.w_test),
+    )  # fmt: skip
     rows.append(("test loss", f"{test['loss']:.4f}"))
     if "accuracy" in test:
         if h["epoch"] and h["val_accuracy"][-1] is not None:
@@ -222,19 +225,34 @@ def evaluate_command(args) -> int:
     if args.data is None:
         ds = cfg.load_data()
         X, y, where = ds.X_test, labels(cfg, ds.y_test), f"the test split of {cfg.data}"
+        weights = cfg.sample_weights(ds.y_test, ds.w_test)
     else:
-        ds = data.load(args.data, key=jax.random.key(cfg.seed), target=args.target)
+        column = cfg.weight_column if str(args.data).lower().endswith(".csv") else None
+        ds = data.load(
+            args.data, key=jax.random.key(cfg.seed), target=args.target, weight_column=column
+        )
         X = cfg.standardise(np.concatenate([_raw(ds, ds.X_train), _raw(ds, ds.X_test)]))
         y = np.concatenate([ds.y_train, ds.y_test])
+        w = None if column is None else np.concatenate([ds.w_train, ds.w_test])
         where = f"all {len(X)} samples of {args.data}"
         if ckpt.net.is_classifier:
-            y = labels(cfg, run_class_ids(cfg, ds, y, args.data))
-    metrics = evaluate(ckpt.net, ckpt.params, X, y)
+            y = run_class_ids(cfg, ds, y, args.data)
+        weights = cfg.sample_weights(y, w)
+        if ckpt.net.is_classifier:
+            y = labels(cfg, y)
+    if weights is not None:
+        where += " (weighted: " + ", ".join(_weighting(cfg)) + ")"
+    metrics = evaluate(ckpt.net, ckpt.params, X, y, sample_weight=weights)
     print(f"{args.run} on {where}:")
     for name, value in metrics.items():
         shown = f"{100 * value:.2f}%" if name == "accuracy" else f"{value:.4f}"
         print(f"  {name:<9} {shown}")
     return 0
+
+
+def _weighting(cfg: RunConfig) -> list[str]:
+    shown = [f"--weight-column {cfg.weight_column}"] if cfg.weight_column else []
+    return shown + ([f"--class-weight {cfg.class_weight}"] if cfg.class_weight else [])
 
 
 def predict_command(args) -> int:
@@ -292,6 +310,7 @@ def sweep(cfg: RunConfig, ds, out: Path, *, quiet: bool) -> int:
         optimizer=cfg.make_optimizer(len(ds.X_train), validation=False), epochs=cfg.epochs,
         batch_size=cfg.batch_size, key=fit_keys, grad=cfg.grad,
         validation=(ds.X_test, labels(cfg, ds.y_test)), progress=not quiet and sys.stderr.isatty(),
+        sample_weight=cfg.sample_weights(ds.y_train, ds.w_train),
         callback=lambda epoch, result: interrupt.requested(),
     )  # fmt: skip
     if interrupt.requested():

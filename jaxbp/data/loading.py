@@ -23,7 +23,14 @@ _GENERATORS: dict[str, Callable[..., Dataset]] = {
 }
 
 
-def load(spec: str, *, key=None, target: str | None = None, n: int | None = None) -> Dataset:
+def load(
+    spec: str,
+    *,
+    key=None,
+    target: str | None = None,
+    n: int | None = None,
+    weight_column: str | None = None,
+) -> Dataset:
     """Return the data set named ``spec``: one of :data:`NAMES`, or a .csv / .npz path.
 
     Args:
@@ -32,6 +39,7 @@ def load(spec: str, *, key=None, target: str | None = None, n: int | None = None
         key: JAX key for the synthetic sets (default ``jax.random.key(0)``).
         target: the label column of a CSV file.
         n: number of samples of a synthetic set (its default when ``None``).
+        weight_column: a CSV column of sample weights (``Dataset.w_train``, ``w_test``).
 
     Example:
         >>> from jaxbp import data
@@ -39,6 +47,8 @@ def load(spec: str, *, key=None, target: str | None = None, n: int | None = None
         (1437, 64)
     """
     spec = os.fspath(spec)
+    if weight_column is not None and Path(spec).suffix.lower() != ".csv":
+        raise DataError(f"weight_column= names a CSV column; it does not apply to {spec!r}")
     if spec in NAMES:
         if target is not None:
             raise DataError(f"target= names a CSV column; it does not apply to {spec!r}")
@@ -57,7 +67,7 @@ def load(spec: str, *, key=None, target: str | None = None, n: int | None = None
                 f"{spec}: name the label column with target= (--target COLUMN); "
                 f"columns are: {quote_names(csv_columns(spec))}"
             )
-        return from_csv(spec, target)
+        return from_csv(spec, target, weight_column=weight_column)
     if suffix == ".npz":
         if target is not None:
             raise DataError(f"{spec}: target= is for CSV files; a .npz holds arrays X and y")
