@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -154,6 +156,14 @@ class _BPBase(BaseEstimator):
         val = result.history["val_loss"]
         self.validation_scores_ = None if not val or val[0] is None else self._scores(result)
         self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
+        if result.status == "diverged":
+            warnings.warn(
+                f"{type(self).__name__}: training diverged (the loss became NaN or inf); "
+                f"params_ are the last finite ones, after {result.epoch} epochs. "
+                "Try a smaller learning_rate or scaled inputs.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         return self
 
     def _init_params(self, d: int, out: int):

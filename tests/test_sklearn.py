@@ -106,7 +106,9 @@ def test_dataframe_feature_names(iris):
     clf = BPClassifier(**SMALL).fit(frame, pd.Series(y))
     assert list(clf.feature_names_in_) == ["sl", "sw", "pl", "pw"]
     assert clf.n_features_in_ == 4
-    np.testing.assert_array_equal(clf.predict(frame), clf.predict(X))
+    with pytest.warns(UserWarning, match="feature names"):  # fitted with names, given none
+        plain = clf.predict(X)
+    np.testing.assert_array_equal(clf.predict(frame), plain)
     with pytest.raises(ValueError, match="feature names"):
         clf.predict(frame.rename(columns={"sl": "other"}))
 
@@ -260,3 +262,12 @@ def test_one_sgd_step_equals_mlpclassifier(classes, weighted):
             )
         moved = np.abs(np.asarray(want.V) - np.asarray(theta.V)).max()
         assert moved > 1e-3  # the step is not trivially zero
+
+
+def test_divergence_warns_and_keeps_finite_parameters():
+    X = np.random.default_rng(0).normal(size=(40, 3)) * 1e4
+    y = X[:, 0] > 0
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        clf = BPClassifier(optimizer="sgd", learning_rate=1e3, epochs=5, random_state=0).fit(X, y)
+    assert clf.status_ == "diverged"
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(clf.params_))
