@@ -271,3 +271,15 @@ def test_divergence_warns_and_keeps_finite_parameters():
         clf = BPClassifier(optimizer="sgd", learning_rate=1e3, epochs=5, random_state=0).fit(X, y)
     assert clf.status_ == "diverged"
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(clf.params_))
+
+
+def test_refits_reuse_the_compiled_epoch(iris):
+    """Same settings and sizes: the second fit finds the compiled epoch in jaxbp's cache."""
+    from jaxbp.train import compile_epoch
+
+    X, y = iris
+    BPClassifier(**SMALL).fit(X, y)
+    before = compile_epoch.cache_info()
+    clone(BPClassifier(**SMALL)).fit(X, y)
+    after = compile_epoch.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
