@@ -10,9 +10,10 @@ Data: the 8×8 digits (1797 × 64, 10 classes) and the S workload of
 ``benchmarks/measure.py`` (8192 × 64, 10 classes, a linear teacher).
 
 Every timed fit runs in a fresh Python process (the libraries imported and JAX's
-runtime started before the clock starts), so jaxbp's time includes tracing and XLA compilation, as a user's first
-fit does; JAX's persistent compilation cache is off. The jaxbp process then fits a
-second, identical estimator: ``warm`` is that fit, with the compiled epoch reused.
+runtime started before the clock starts), so jaxbp's time includes tracing and XLA
+compilation, as a user's first fit does; JAX's persistent compilation cache is off.
+The jaxbp process then fits a second, identical estimator: ``warm`` is that fit, with
+the compiled epoch reused.
 Repeats are interleaved (every case once per round), medians are reported. Prints a
 table and writes JSON (``benchmarks.measure.write_json``) with the machine's CPU.
 """
