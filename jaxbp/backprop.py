@@ -12,6 +12,8 @@ For a batch, L(θ) = (1/n) Σ ℓᵢ, stacking the δᵢ / n as the rows of Δ:
 
     ∂L/∂W = Δᵀ Z,    ∂L/∂V = ((Δ W) ⊙ σ′(A))ᵀ X.
 
+With sample weights sᵢ, L(θ) = Σ sᵢ ℓᵢ / Σ s and only Δ changes: its rows are sᵢ δᵢ / Σ s.
+
 ``matrix_grad`` computes these with samples as columns (Aᵀ = V Xᵀ, ∂L/∂V = Gᵀ X), the
 layout in which every product is a plain row-major product (faster on XLA CPU, and
 the only form it runs as a bfloat16 dot); ``matrix_grad_rows`` is the same with
@@ -26,7 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxbp.model import Cache, Net, forward_pass, matmul, row_major_transpose
+from jaxbp.model import Cache, Net, forward_pass, matmul, row_major_transpose, row_scale
 from jaxbp.params import Params
 from jaxbp.validate import check_batch
 
@@ -75,8 +77,12 @@ def backward_rows(net: Net, params: Params, X: Array, Y: Array, scale):
     return cache, Delta, G
 
 
-def matrix_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
+def matrix_grad(
+    net: Net, params: Params, X: Array, Y: Array, sample_weight: Array | None = None
+) -> tuple[Params, Cache]:
     """∇L(θ) in matrix form: Δ = rows δᵢ/n, ∂L/∂W = ΔᵀZ, ∂L/∂V = ((ΔW) ⊙ σ′(A))ᵀX.
+
+    With ``sample_weight`` s (n,), Δ's rows are sᵢ δᵢ / Σ s (the gradient of Σ sᵢℓᵢ / Σ s).
 
     Inputs already checked; returns (∇L(θ), forward cache), so that the training loop
     reports ℓᵢ without a second forward pass. The products run in the lecture's column
@@ -85,23 +91,27 @@ def matrix_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, C
     ``net.matmul_dtype="bfloat16"``. :func:`matrix_grad_rows` is the same gradient with
     samples as rows, as the equations above are written.
     """
-    return matrix_grad_columns(net, params, X, Y)
+    return matrix_grad_columns(net, params, X, Y, sample_weight)
 
 
-def matrix_grad_rows(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
+def matrix_grad_rows(
+    net: Net, params: Params, X: Array, Y: Array, sample_weight: Array | None = None
+) -> tuple[Params, Cache]:
     """:func:`matrix_grad` with samples as rows: A = X Vᵀ, ∂L/∂V = GᵀX (contracts axis 0).
 
     The equations exactly as written; the training epoch uses it when each minibatch is
     split over devices along its sample axis, which this layout keeps leading.
     """
-    cache, Delta, G = backward_rows(net, params, X, Y, 1 / X.shape[0])
+    cache, Delta, G = backward_rows(net, params, X, Y, row_scale(X.shape[0], sample_weight))
     dW = matmul(net, Delta.T, cache.z)  # ∂L/∂W = Δᵀ Z
     dV = matmul(net, G.T, X)  # ∂L/∂V = ((Δ W) ⊙ σ′(A))ᵀ X
     grads = Params(V=dV, W=dW, b=_if(params.b, G.sum(0)), c=_if(params.c, Delta.sum(0)))
     return grads, cache
 
 
-def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
+def matrix_grad_columns(
+    net: Net, params: Params, X: Array, Y: Array, sample_weight: Array | None = None
+) -> tuple[Params, Cache]:
     """:func:`matrix_grad` with samples as columns, as the lecture writes one sample.
 
     Aᵀ = V Xᵀ (M, n), Zᵀ = σ(Aᵀ), Oᵀ = W Zᵀ (K, n); Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ) (M, n);
@@ -118,7 +128,7 @@ def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[P
     and ℓ are computed in float32 from the float32 logits and pre-activations.
     """
     head, sigma, W = net.loss_head, net.sigma, params.W
-    scale = 1 / X.shape[0]
+    scale = row_scale(X.shape[0], sample_weight)  # 1/n, or the column sᵢ / Σ s
     X = X.astype(net.matmul_dtype or X.dtype)  # bfloat16: rounded once, for both O(nMd) products
     At = matmul(net, params.V, row_major_transpose(X))  # Aᵀ = V Xᵀ (M, n)
     if params.b is not None:
@@ -128,7 +138,7 @@ def matrix_grad_columns(net: Net, params: Params, X: Array, Y: Array) -> tuple[P
     if params.c is not None:
         o = o + params.c
     cache = Cache(a=At.T, z=Zt.T, o=o, f=head.h(o), loss=head.loss(o, Y))
-    Delta = head.delta(o, Y) * scale  # rows δᵢ / n
+    Delta = head.delta(o, Y) * scale  # rows δᵢ / n (sᵢ δᵢ / Σ s)
     WtDt = _small(net, row_major_transpose(W), row_major_transpose(Delta))  # Wᵀ Δᵀ (M, n)
     Gt = WtDt * sigma.grad(At)  # Gᵀ = (Wᵀ Δᵀ) ⊙ σ′(Aᵀ)
     dW = _small(net, Zt, Delta).T  # ∂L/∂W = Δᵀ Z = (Zᵀ Δ)ᵀ
@@ -154,9 +164,19 @@ def _small(net: Net, a: Array, b: Array) -> Array:
     return jax.lax.optimization_barrier(a @ b)
 
 
-def vmap_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
-    """∇L(θ) = (1/n) Σᵢ ∇ℓᵢ(θ), the mean of ``jax.vmap(manual_grad)``; inputs already checked."""
-    grads = jax.tree.map(lambda g: g.mean(0), vmapped_manual_grad(net, params, X, Y))
+def vmap_grad(
+    net: Net, params: Params, X: Array, Y: Array, sample_weight: Array | None = None
+) -> tuple[Params, Cache]:
+    """∇L(θ) = (1/n) Σᵢ ∇ℓᵢ(θ), the mean of ``jax.vmap(manual_grad)``; inputs already checked.
+
+    With ``sample_weight`` s: Σᵢ sᵢ ∇ℓᵢ(θ) / Σ s.
+    """
+    per_sample = vmapped_manual_grad(net, params, X, Y)
+    if sample_weight is None:
+        grads = jax.tree.map(lambda g: g.mean(0), per_sample)
+    else:
+        scale = row_scale(X.shape[0], sample_weight)[:, 0]
+        grads = jax.tree.map(lambda g: jnp.tensordot(scale, g, 1), per_sample)
     return grads, forward_pass(net, params, X, Y)
 
 

@@ -49,31 +49,35 @@ def _epoch_fn(net: Net, optimizer, grad: str, n: int, batch_size: int, sharding)
 
     def step(carry, batch):
         params, opt_state = carry
-        Xb, Yb = batch
-        grads, cache = grad(net, params, Xb, Yb)  # ∇L over the minibatch
+        Xb, Yb, Sb = batch  # Sb: the minibatch's sample weights, or None
+        grads, cache = grad(net, params, Xb, Yb, Sb)  # ∇L over the minibatch
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)  # θ ← θ − μ_k ∇L(θ) (or Adam's step)
-        return (params, opt_state), batch_metrics(net, cache, Yb)
+        return (params, opt_state), batch_metrics(net, cache, Yb, Sb)
 
     def shard(batch, lead=()):
         if sharding is None or batch[0].shape[len(lead)] % sharding.mesh.size:
             return batch
         spec = jax.sharding.PartitionSpec(*lead, *sharding.spec)
         where = jax.sharding.NamedSharding(sharding.mesh, spec)
-        return jax.lax.with_sharding_constraint(batch, (where, where))
+        return jax.lax.with_sharding_constraint(batch, jax.tree.map(lambda _: where, batch))
 
-    def epoch(params, opt_state, X, Y, order, Xv, Yv):
+    def rows_of(S, rows):  # the sample weights of some rows, or None without weights
+        return None if S is None else S[rows]
+
+    def epoch(params, opt_state, X, Y, order, Xv, Yv, S=None, Sv=None):
         cut = n_full * batch_size
         if batch_size < n:  # reshuffle every epoch; full-batch GD needs no shuffle
 
             def gathered(carry, rows):  # each minibatch gathered in its step: no shuffled copy of X
-                return step(carry, shard((X[rows], Y[rows])))
+                return step(carry, shard((X[rows], Y[rows], rows_of(S, rows))))
 
             rows = order[:cut].reshape(n_full, batch_size)
             carry, (losses, corrects) = jax.lax.scan(gathered, (params, opt_state), rows)
-            tail_batch = (X[order[cut:]], Y[order[cut:]])
+            tail_batch = (X[order[cut:]], Y[order[cut:]], rows_of(S, order[cut:]))
         else:
-            batches = (X.reshape(1, n, -1), Y.reshape(1, n, -1))
+            S1 = None if S is None else S.reshape(1, n)
+            batches = (X.reshape(1, n, -1), Y.reshape(1, n, -1), S1)
             carry, (losses, corrects) = jax.lax.scan(
                 step, (params, opt_state), shard(batches, (None,))
             )
@@ -87,10 +91,13 @@ def _epoch_fn(net: Net, optimizer, grad: str, n: int, batch_size: int, sharding)
         new_params, new_state = jax.tree.map(
             lambda new, old: jnp.where(ok, new, old), carry, (params, opt_state)
         )
-        stats = {"loss": loss_sum / n, "accuracy": correct_sum / n, "ok": ok}
+        total = n if S is None else S.sum()  # the means are weighted by S when given
+        stats = {"loss": loss_sum / total, "accuracy": correct_sum / total, "ok": ok}
         if Xv is not None:
-            val_loss, val_correct = batch_metrics(net, forward_pass(net, new_params, Xv, Yv), Yv)
-            stats |= {"val_loss": val_loss / Xv.shape[0], "val_accuracy": val_correct / Xv.shape[0]}
+            cache_v = forward_pass(net, new_params, Xv, Yv)
+            val_loss, val_correct = batch_metrics(net, cache_v, Yv, Sv)
+            total_v = Xv.shape[0] if Sv is None else Sv.sum()
+            stats |= {"val_loss": val_loss / total_v, "val_accuracy": val_correct / total_v}
         return new_params, new_state, stats
 
     return epoch
@@ -114,15 +121,17 @@ def compile_epoch(
     net: Net, optimizer, *, n: int, batch_size: int, grad: str = "matrix", sharding=None,
     many: bool = False,
 ):  # fmt: skip
-    """The compiled epoch ``fit`` runs: ``(params, opt_state, X, Y, order, Xv, Yv) ↦
-    (params, opt_state, stats)``.
+    """The compiled epoch ``fit`` runs: ``(params, opt_state, X, Y, order, Xv, Yv, S=None,
+    Sv=None) ↦ (params, opt_state, stats)``.
 
     X (n, d) and Y (n, K) are checked and converted (``jaxbp.validate.checked_data``),
     ``order`` is the epoch's sample order (:func:`shuffle_order`, ignored for full
     batch), Xv, Yv the validation data or None. ``stats`` holds ``loss`` and
     ``accuracy`` (means over the epoch's minibatches), ``ok`` (False when the epoch
     produced a NaN or inf: θ and the state are then returned unchanged) and, with
-    validation data, ``val_loss`` and ``val_accuracy``.
+    validation data, ``val_loss`` and ``val_accuracy``. ``S``, ``Sv``: sample weights (n,)
+    of the training and validation data, or None; with them every minibatch's loss is
+    Σ sᵢℓᵢ / Σ sᵢ over its samples (0 if they all weigh 0) and the stats are weighted means.
 
     ``sharding``: the ``NamedSharding`` of one minibatch (see :func:`data_sharding`).
     ``many``: vmap over a leading model axis of params and opt_state (``fit_many``);
@@ -135,9 +144,9 @@ def compile_epoch(
     if not many:
         return _counted_jit(epoch)
 
-    def each_model(params, opt_state, X, Y, order, Xv, Yv):
-        axes = (0, 0, None, None, 0 if order.ndim == 2 else None, None, None)
-        return jax.vmap(epoch, in_axes=axes)(params, opt_state, X, Y, order, Xv, Yv)
+    def each_model(params, opt_state, X, Y, order, Xv, Yv, S=None, Sv=None):
+        axes = (0, 0, None, None, 0 if order.ndim == 2 else None, None, None, None, None)
+        return jax.vmap(epoch, in_axes=axes)(params, opt_state, X, Y, order, Xv, Yv, S, Sv)
 
     return _counted_jit(each_model)
 

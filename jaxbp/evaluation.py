@@ -13,16 +13,28 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxbp.model import Cache, Net, forward_pass, logits
+from jaxbp.model import Cache, Net, forward_pass, logits, weighted_mean
 from jaxbp.params import Params
-from jaxbp.validate import check_batch, check_inputs, check_nonempty, check_params
+from jaxbp.validate import (
+    check_batch,
+    check_inputs,
+    check_nonempty,
+    check_params,
+    check_sample_weight,
+)
 
 Array = jax.Array
 
 
-def batch_metrics(net: Net, cache: Cache, Y: Array) -> tuple[Array, Array]:
-    """(Σᵢ ℓᵢ, Σᵢ correctᵢ) over a batch from its forward cache; the second is 0 for regression."""
-    return cache.loss.sum(), net.loss_head.correct(cache.o, Y).sum()
+def batch_metrics(net: Net, cache: Cache, Y: Array, sample_weight=None) -> tuple[Array, Array]:
+    """(Σᵢ ℓᵢ, Σᵢ correctᵢ) over a batch from its forward cache; the second is 0 for regression.
+
+    With ``sample_weight`` s: (Σᵢ sᵢ ℓᵢ, Σᵢ sᵢ correctᵢ).
+    """
+    correct = net.loss_head.correct(cache.o, Y)
+    if sample_weight is None:
+        return cache.loss.sum(), correct.sum()
+    return (sample_weight * cache.loss).sum(), (sample_weight * correct).sum()
 
 
 def predict(net: Net, params: Params, X) -> Array:
@@ -82,24 +94,27 @@ def _head_of_logits(net: Net, method: str, params: Params, X: Array) -> Array:
     return getattr(net.loss_head, method)(logits(net, params, X))
 
 
-def evaluate(net: Net, params: Params, X, Y) -> dict[str, float]:
+def evaluate(net: Net, params: Params, X, Y, sample_weight=None) -> dict[str, float]:
     """``{"loss": L(θ), "accuracy": …}`` (classifiers) or ``{"loss": L(θ), "mse": …}``.
 
-    MSE is the mean over samples and outputs of (f(x) − y)², so loss = K · MSE.
+    MSE is the mean over samples and outputs of (f(x) − y)², so loss = K · MSE. With
+    ``sample_weight`` s every mean is the weighted one, Σᵢ sᵢ (…)ᵢ / Σᵢ sᵢ.
     """
     X, Y = check_batch(net, params, X, Y, kind="batch")
     check_nonempty(X)
     check_finite_inputs(X)
-    loss, score = _metrics(net, params, X, Y)
+    s = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    loss, score = _metrics(net, params, X, Y, s)
     return {"loss": float(loss), "accuracy" if net.is_classifier else "mse": float(score)}
 
 
 @partial(jax.jit, static_argnums=0)
-def _metrics(net: Net, params: Params, X: Array, Y: Array) -> tuple[Array, Array]:
-    """(L(θ), accuracy) for a classifier, (L(θ), MSE) otherwise."""
+def _metrics(net: Net, params: Params, X: Array, Y: Array, s=None) -> tuple[Array, Array]:
+    """(L(θ), accuracy) for a classifier, (L(θ), MSE) otherwise; means weighted by s if given."""
     cache = forward_pass(net, params, X, Y)
     if net.is_classifier:
-        score = jnp.mean(net.loss_head.correct(cache.o, Y))
+        score = weighted_mean(net.loss_head.correct(cache.o, Y), s)
     else:
-        score = jnp.mean((cache.f - Y) ** 2)
-    return jnp.mean(cache.loss), score
+        squares = (cache.f - Y) ** 2
+        score = jnp.mean(squares) if s is None else weighted_mean(jnp.mean(squares, -1), s)
+    return weighted_mean(cache.loss, s), score

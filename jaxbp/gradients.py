@@ -8,8 +8,8 @@ method         ∇L(θ) for L(θ) = (1/n) Σᵢ ℓᵢ(θ)                      
 ``autodiff``   ``jax.grad`` of the mean loss (the oracle)                  ``oracle``
 =============  ==========================================================  ================
 
-Every route has the signature (net, params, X, Y) ↦ (∇L(θ), forward cache) on checked
-inputs, so the training loop swaps them freely.
+Every route has the signature (net, params, X, Y, sample_weight=None) ↦ (∇L(θ), forward
+cache) on checked inputs, so the training loop swaps them freely.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from jaxbp.backprop import matrix_grad, vmap_grad
 from jaxbp.model import Net
 from jaxbp.oracle import autodiff_batch_grad
 from jaxbp.params import Params
-from jaxbp.validate import check_batch, check_nonempty
+from jaxbp.validate import check_batch, check_nonempty, check_sample_weight
 
 Array = jax.Array
 
@@ -52,12 +52,21 @@ def grad_fn(method: str, name: str = "method") -> Callable:
     return _ROUTES[method]
 
 
-def batch_grad(net: Net, params: Params, X: Array, Y: Array, method: str = "matrix") -> Params:
+def batch_grad(
+    net: Net,
+    params: Params,
+    X: Array,
+    Y: Array,
+    method: str = "matrix",
+    sample_weight: Array | None = None,
+) -> Params:
     """∇L(θ) for L(θ) = (1/n) Σᵢ ℓᵢ(θ) over a batch X (n, d), Y.
 
     Args:
         method: ``"matrix"`` (hand-written matrix-form BP, the default), ``"vmap"``
             (mean of ``jax.vmap(manual_grad)``) or ``"autodiff"`` (``jax.grad``).
+        sample_weight: weights s (n,) ≥ 0, not all 0: ∇ of L(θ) = Σᵢ sᵢ ℓᵢ(θ) / Σᵢ sᵢ
+            (in the matrix form, Δ's rows become sᵢ δᵢ / Σ s).
 
     Raises ``ValueError`` for an empty batch (n = 0): L(θ) is a mean over no samples.
 
@@ -75,4 +84,5 @@ def batch_grad(net: Net, params: Params, X: Array, Y: Array, method: str = "matr
     grad = grad_fn(method)
     X, Y = check_batch(net, params, X, Y, kind="batch")
     check_nonempty(X)
-    return grad(net, params, X, Y)[0]
+    s = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    return grad(net, params, X, Y, s)[0]

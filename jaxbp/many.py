@@ -41,7 +41,7 @@ from jaxbp.train import (
     run_epochs,
     shuffle_order,
 )
-from jaxbp.validate import check_net, check_real, checked_data
+from jaxbp.validate import check_net, check_real, check_sample_weight, checked_data
 
 Array = jax.Array
 
@@ -153,6 +153,7 @@ def fit_many(
     validation: tuple | None = None,
     progress: bool | None = None,
     callback=None,
+    sample_weight=None,
 ) -> FitResult:
     """Train m networks at once on the same (X, Y); ``params`` has a leading model axis m.
 
@@ -166,6 +167,7 @@ def fit_many(
         validation: held-out (Xv, Yv) evaluated for every model after every epoch.
         callback: ``callback(epoch, result_so_far)`` after every epoch, as in ``fit``;
             a true return value stops all models.
+        sample_weight: weights sᵢ ≥ 0 (n,), shared by all models, as in ``fit``.
         The other arguments are those of :func:`jaxbp.fit` (no early stopping or
         weight decay here: chain ``optax.add_decayed_weights`` into the optimizer).
 
@@ -186,6 +188,7 @@ def fit_many(
     m = params.V.shape[0]
     first = _model(params, 0)
     X, Y = checked_data(net, first, X, Y)
+    S = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     Xv = Yv = None
     if validation is not None:
         Xv, Yv = checked_validation(net, first, validation)
@@ -196,7 +199,7 @@ def fit_many(
     epoch_fn = compile_epoch(net, optimizer, n=n, batch_size=batch_size, grad=grad, many=True)
     state = TrainState(params, opt_state, 0, new_history(net.is_classifier))
     options = LoopOptions(epochs, net.is_classifier, progress=progress, callback=callback)
-    return run_epochs(epoch_fn, state, (X, Y, Xv, Yv), orders, options)
+    return run_epochs(epoch_fn, state, (X, Y, Xv, Yv, S, None), orders, options)
 
 
 def _orders(key, m: int, n: int):

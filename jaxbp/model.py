@@ -17,7 +17,14 @@ import jax.numpy as jnp
 
 from jaxbp import activations, heads
 from jaxbp.params import Params
-from jaxbp.validate import check_batch, check_inputs, check_nonempty, check_params, check_real
+from jaxbp.validate import (
+    check_batch,
+    check_inputs,
+    check_nonempty,
+    check_params,
+    check_real,
+    check_sample_weight,
+)
 
 Array = jax.Array
 
@@ -180,8 +187,11 @@ def forward_pass(net: Net, params: Params, x: Array, y: Array) -> Cache:
     return Cache(a=a, z=z, o=o, f=head.h(o), loss=head.loss(o, y))
 
 
-def loss(net: Net, params: Params, X: Array, Y: Array) -> Array:
+def loss(net: Net, params: Params, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
     """L(θ) = (1/n) Σᵢ ℓᵢ(θ), the mean per-sample loss (for one sample, ℓ itself).
+
+    With ``sample_weight`` s (n,): L(θ) = Σᵢ sᵢ ℓᵢ(θ) / Σᵢ sᵢ (all sᵢ = 1 gives the mean,
+    bit for bit). Weights must be finite, ≥ 0 and not all 0.
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxbp
@@ -191,8 +201,35 @@ def loss(net: Net, params: Params, X: Array, Y: Array) -> Array:
         0.693...
 
     Raises:
-        ValueError: for an empty batch X (n = 0), whose mean is undefined.
+        ValueError: for an empty batch X (n = 0), whose mean is undefined, and for bad
+            ``sample_weight`` (wrong length, negative, NaN or all zero).
     """
     X, Y = check_batch(net, params, X, Y)
     check_nonempty(X)
-    return jnp.mean(forward_pass(net, params, X, Y).loss)
+    if sample_weight is not None and X.ndim != 2:
+        raise ValueError("sample_weight needs a batch X of shape (n, d), got one sample")
+    s = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    return weighted_mean(forward_pass(net, params, X, Y).loss, s)
+
+
+def weighted_mean(values: Array, sample_weight: Array | None) -> Array:
+    """(1/n) Σᵢ vᵢ, or Σᵢ sᵢ vᵢ / Σᵢ sᵢ with weights s (0 when Σᵢ sᵢ = 0, e.g. a minibatch
+    whose samples all have weight 0).
+
+    Written as mean(s ⊙ v) · (n / Σ s), so that all sᵢ = 1 gives ``jnp.mean(v)`` bit for bit
+    (s ⊙ v = v and n / Σ s = 1 exactly; XLA computes a mean as a sum times 1/n).
+    """
+    if sample_weight is None:
+        return jnp.mean(values)
+    return jnp.mean(sample_weight * values) * (values.shape[0] / _nonzero(jnp.sum(sample_weight)))
+
+
+def row_scale(n: int, sample_weight: Array | None):
+    """The factor of Δ's rows: 1/n, or sᵢ / Σⱼ sⱼ as a column (n, 1) (0 when Σⱼ sⱼ = 0)."""
+    if sample_weight is None:
+        return 1 / n
+    return (sample_weight / _nonzero(jnp.sum(sample_weight)))[:, None]
+
+
+def _nonzero(total: Array) -> Array:
+    return jnp.where(total > 0, total, 1)

@@ -18,19 +18,26 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxbp.backprop import matrix_grad, vmap_grad
-from jaxbp.model import Cache, Net, forward_pass, loss
+from jaxbp.model import Cache, Net, forward_pass, loss, weighted_mean
 from jaxbp.params import Params, init
 from jaxbp.validate import check_batch, check_nonempty, check_params, check_real
 
 Array = jax.Array
 
 
-def autodiff_grad(net: Net, params: Params, X: Array, Y: Array) -> Params:
-    """∇L(θ) = ``jax.grad(jaxbp.loss)`` w.r.t. params: the oracle for the hand-written BP."""
-    return jax.grad(loss, argnums=1)(net, params, X, Y)
+def autodiff_grad(
+    net: Net, params: Params, X: Array, Y: Array, sample_weight: Array | None = None
+) -> Params:
+    """∇L(θ) = ``jax.grad(jaxbp.loss)`` w.r.t. params: the oracle for the hand-written BP.
+
+    With ``sample_weight`` s, the gradient of the weighted loss Σ sᵢ ℓᵢ / Σ s.
+    """
+    return jax.grad(loss, argnums=1)(net, params, X, Y, sample_weight)
 
 
-def autodiff_batch_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[Params, Cache]:
+def autodiff_batch_grad(
+    net: Net, params: Params, X: Array, Y: Array, sample_weight: Array | None = None
+) -> tuple[Params, Cache]:
     """(∇L(θ) by ``jax.grad`` of the mean loss, forward cache) on inputs already checked.
 
     The ``grad="autodiff"`` route of ``jaxbp.batch_grad`` and ``jaxbp.fit``: same
@@ -39,7 +46,7 @@ def autodiff_batch_grad(net: Net, params: Params, X: Array, Y: Array) -> tuple[P
 
     def mean_loss(p):
         cache = forward_pass(net, p, X, Y)
-        return jnp.mean(cache.loss), cache
+        return weighted_mean(cache.loss, sample_weight), cache
 
     return jax.grad(mean_loss, has_aux=True)(params)
 

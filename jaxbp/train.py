@@ -30,7 +30,13 @@ from jaxbp.gradients import METHODS, grad_fn
 from jaxbp.model import Net, forward_pass
 from jaxbp.optimizers import with_weight_decay
 from jaxbp.params import Params
-from jaxbp.validate import check_key, check_net, check_params, checked_data
+from jaxbp.validate import (
+    check_key,
+    check_net,
+    check_params,
+    check_sample_weight,
+    checked_data,
+)
 
 Array = jax.Array
 
@@ -209,7 +215,8 @@ def _postfix(row: dict) -> dict[str, str]:
 def run_epochs(epoch_fn, state: TrainState, data: tuple, orders, options: LoopOptions):
     """The host loop around a compiled epoch; returns a :class:`FitResult`.
 
-    ``data`` is (X, Y, Xv, Yv); ``orders(k)`` gives epoch k's sample order. Each
+    ``data`` is (X, Y, Xv, Yv), or (X, Y, Xv, Yv, S, Sv) with sample weights (or None);
+    ``orders(k)`` gives epoch k's sample order. Each
     epoch's history record is appended after the epoch has finished, and the result
     is committed in one assignment after that. With a model axis (``stats["ok"]`` of
     shape (m,)), a diverged model stays frozen while the others train on, and
@@ -218,7 +225,7 @@ def run_epochs(epoch_fn, state: TrainState, data: tuple, orders, options: LoopOp
     loss is finite too (else the epoch before it). On Ctrl-C it raises :class:`Interrupted`
     carrying the last committed epoch, with the history trimmed to match it.
     """
-    X, Y, Xv, Yv = data
+    X, Y, Xv, Yv, *weights = data
     params, opt_state, start, history = state
     committed = previous = FitResult(params, opt_state, history, "completed", start)
     rows = len(history["epoch"])
@@ -228,7 +235,9 @@ def run_epochs(epoch_fn, state: TrainState, data: tuple, orders, options: LoopOp
     try:
         for k in bar:
             t0 = time.perf_counter()
-            new_params, new_state, stats = epoch_fn(params, opt_state, X, Y, orders(k), Xv, Yv)
+            new_params, new_state, stats = epoch_fn(
+                params, opt_state, X, Y, orders(k), Xv, Yv, *weights
+            )
             stats = jax.device_get(stats)
             ok = np.asarray(stats["ok"])
             if ok.ndim:  # a model axis: frozen models stay frozen, the others go on
@@ -294,6 +303,29 @@ def _hold_out(key, X: Array, Y: Array, n_val: int) -> tuple[Array, Array, Array,
     return X[perm[n_val:]], Y[perm[n_val:]], X[perm[:n_val]], Y[perm[:n_val]]
 
 
+@partial(jax.jit, static_argnums=2)
+def _hold_out_weights(key, S: Array, n_val: int) -> tuple[Array, Array]:
+    """The sample weights of :func:`_hold_out`'s split (same key, same permutation)."""
+    perm = jax.random.permutation(key, S.shape[0])
+    return S[perm[n_val:]], S[perm[:n_val]]
+
+
+def _split_weights(S, split_key, n_all: int, n_train: int):
+    """(S, Sv): the weights of the training part and of a held-out validation part."""
+    if S is None:
+        return None, None
+    if n_train == n_all:  # nothing held out (no validation, or validation=(Xv, Yv))
+        return S, None
+    S, Sv = _hold_out_weights(split_key, S, n_all - n_train)
+    for part, name in ((S, "training"), (Sv, "held-out validation")):
+        if not np.asarray(part).any():
+            raise ValueError(
+                f"sample_weight is 0 on every {name} sample after the validation split; "
+                "give validation=(Xv, Yv) or other weights"
+            )
+    return S, Sv
+
+
 def checked_validation(net, params, validation) -> tuple[Array, Array]:
     """``validation=(Xv, Yv)`` checked as :func:`jaxbp.check_data` does; TypeError if not a pair."""
     if not isinstance(validation, tuple | list) or len(validation) != 2:
@@ -326,6 +358,7 @@ def fit(
     history: dict[str, list] | None = None,
     callback: Callable[[int, FitResult], Any] | None = None,
     devices=None,
+    sample_weight=None,
 ) -> FitResult:
     """Train θ on (X, Y) by minibatch steps of ``optimizer`` on L(θ) = (1/n) Σ ℓᵢ(θ).
 
@@ -364,6 +397,11 @@ def fit(
             ``jax.sharding.Mesh``. Each minibatch is split along its samples over
             the devices (``NamedSharding``), θ is replicated, and XLA all-reduces
             the gradient. ``batch_size`` must be a multiple of the device count.
+        sample_weight: weights sᵢ ≥ 0 (n,), not all 0: each minibatch (the last
+            partial one too) steps on Σ sᵢ ℓᵢ / Σ sᵢ over its samples (0 when they all
+            weigh 0), and the reported losses and accuracies are weighted means. A
+            ``validation_fraction`` split holds out the weights with their samples;
+            ``validation=(Xv, Yv)`` is evaluated unweighted.
 
     Returns:
         A :class:`FitResult` (params, opt_state, history, status, epoch).
@@ -394,10 +432,13 @@ def fit(
     check_params(net, params)
     opt_state, start, history = _resume(state, opt_state, initial_epoch, history, net.is_classifier)
     X, Y = checked_data(net, params, X, Y)
+    S = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     split_key, shuffle_key = jax.random.split(check_key(key))
+    n_all = X.shape[0]
     X, Y, Xv, Yv = _validation_data(
         net, params, X, Y, validation, validation_fraction, early_stopping, split_key
     )
+    S, Sv = _split_weights(S, split_key, n_all, X.shape[0])
     n = X.shape[0]
     batch_size = n if batch_size is None else min(batch_size, n)
     optimizer = with_weight_decay(optimizer, weight_decay)
@@ -405,8 +446,8 @@ def fit(
     sharding = data_sharding(devices, batch_size)
     if sharding is not None:  # everything replicated; the epoch splits each minibatch
         replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
-        X, Y, Xv, Yv, params, opt_state = jax.device_put(
-            (X, Y, Xv, Yv, params, opt_state), replicated
+        X, Y, Xv, Yv, S, Sv, params, opt_state = jax.device_put(
+            (X, Y, Xv, Yv, S, Sv, params, opt_state), replicated
         )
     epoch_fn = compile_epoch(
         net, optimizer, n=n, batch_size=batch_size, grad=grad, sharding=sharding
@@ -420,7 +461,7 @@ def fit(
 
     options = LoopOptions(epochs, net.is_classifier, early_stopping, progress, callback, usable)
     return run_epochs(
-        epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv),
+        epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv, S, Sv),
         lambda k: shuffle_order(shuffle_key, k, n), options,
     )  # fmt: skip
 

@@ -270,3 +270,33 @@ def checked_data(net, params, X, Y, *, names: tuple[str, str] = ("X", "Y")):
             )
     net.loss_head.check_rows(np.asarray(Yc), names[1])
     return Xc, Yc
+
+
+def check_sample_weight(sample_weight, n: int, dtype, *, name: str = "sample_weight"):
+    """``sample_weight`` as a (n,) array of θ's ``dtype``, or None when it is None.
+
+    The weights sᵢ of the weighted loss L(θ) = Σᵢ sᵢ ℓᵢ(θ) / Σᵢ sᵢ must be real, one per
+    sample, finite, ≥ 0 and not all 0. The shape is checked always (also under
+    ``jax.jit``); the values when the weights are concrete. Errors name ``name``:
+    ``TypeError`` for a non-numeric array, ``ValueError`` for the rest.
+    """
+    if sample_weight is None:
+        return None
+    s = _numeric(sample_weight, name)
+    if s.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one weight per sample, got {s.shape}")
+    s = s.astype(dtype)
+    if _is_concrete(s):
+        values = np.asarray(s)
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} holds NaN or inf (first at index {_first_bad(values)})")
+        if (values < 0).any():
+            i = int(np.argmax(values < 0))
+            raise ValueError(f"{name} must be >= 0, found {values[i].item()!r} at index {i}")
+        if n and not values.any():
+            raise ValueError(f"{name} is all zero: the weighted mean Σ sᵢℓᵢ / Σ sᵢ is undefined")
+    return s
+
+
+def _first_bad(values: np.ndarray) -> int:
+    return int(np.argmax(~np.isfinite(values)))

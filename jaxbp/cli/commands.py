@@ -169,7 +169,7 @@ def _train(
             batch_size=cfg.batch_size, key=fit_key, grad=cfg.grad,
             validation_fraction=VALIDATION_FRACTION, early_stopping=cfg.early_stopping,
             progress=not quiet and sys.stderr.isatty(), state=state, callback=saver,
-            devices=cfg.devices,
+            devices=cfg.devices, sample_weight=cfg.sample_weights(ds.y_train, ds.w_train),
         )  # fmt: skip
     except Interrupted as stop:  # the second signal: the last finished epoch
         result = stop.result
@@ -220,7 +220,10 @@ def _summary(cfg: RunConfig, ds, net, result: FitResult, out: Path, files) -> st
         rows.append(("train loss", f"{h['loss'][-1]:.4g}"))
         if h["val_loss"][-1] is not None:
             rows.append(("validation loss", f"{h['val_loss'][-1]:.4g}"))
-    test = evaluate(net, result.params, ds.X_test, labels(cfg, ds.y_test))
+    test = evaluate(
+        net, result.params, ds.X_test, labels(cfg, ds.y_test),
+        sample_weight=cfg.sample_weights(ds.y_test, ds.w_test),
+    )  # fmt: skip
     rows.append(("test loss", f"{test['loss']:.4g}"))
     if "accuracy" in test:
         if h["epoch"] and h["val_accuracy"][-1] is not None:
@@ -309,7 +312,11 @@ def _load_run(run) -> tuple[RunConfig, object]:
 
 
 def _file_samples(cfg: RunConfig, spec: str, target: str | None):
-    """(X, Y, where) of a data file through the run's schema (features, target, task)."""
+    """(X, y, w, where) of a data file through the run's schema (features, target, task).
+
+    y holds the run's class ids (a classifier) or its targets; w the file's weight column
+    (the run's ``--weight-column``, when the file is a CSV) or None.
+    """
     from jaxbp import data
 
     suffix = Path(spec).suffix.lower()
@@ -334,10 +341,13 @@ def _file_samples(cfg: RunConfig, spec: str, target: str | None):
         y_raw = y
     X = cfg.standardise(X_raw, where=spec)
     if cfg.task == "classification" or cfg.net().is_classifier:
-        Y = labels(cfg, run_class_ids(cfg, y_raw, spec))
+        y = run_class_ids(cfg, y_raw, spec)
     else:
-        Y = run_targets(cfg, y_raw, spec)
-    return X, Y, f"all {len(X)} samples of {spec}"
+        y = run_targets(cfg, y_raw, spec)
+    w = None
+    if cfg.weight_column is not None and suffix == ".csv":
+        w = data.read_column(spec, cfg.weight_column)
+    return X, y, w, f"all {len(X)} samples of {spec}"
 
 
 def evaluate_command(args) -> int:
@@ -353,16 +363,27 @@ def evaluate_command(args) -> int:
                 "evaluate any file explicitly with --data FILE"
             )
         X, y, where = ds.X_test, labels(cfg, ds.y_test), f"the test split of {cfg.data}"
+        weights = cfg.sample_weights(ds.y_test, ds.w_test)
     else:
-        X, y, where = _file_samples(cfg, args.data, args.target)
+        X, y, w, where = _file_samples(cfg, args.data, args.target)
+        weights = cfg.sample_weights(y, w)
+        if cfg.task == "classification" or cfg.net().is_classifier:
+            y = labels(cfg, y)
+    if weights is not None:
+        where += " (weighted: " + ", ".join(_weighting(cfg)) + ")"
     interrupt.check()
-    metrics = evaluate(ckpt.net, ckpt.params, X, y)
+    metrics = evaluate(ckpt.net, ckpt.params, X, y, sample_weight=weights)
     interrupt.check()
     print(f"{args.run} on {where}:")
     for name, value in metrics.items():
         shown = f"{100 * value:.2f}%" if name == "accuracy" else f"{value:.4g}"
         print(f"  {name:<9} {shown}")
     return 0
+
+
+def _weighting(cfg: RunConfig) -> list[str]:
+    shown = [f"--weight-column {cfg.weight_column}"] if cfg.weight_column else []
+    return shown + ([f"--class-weight {cfg.class_weight}"] if cfg.class_weight else [])
 
 
 def predict_command(args) -> int:
@@ -431,6 +452,7 @@ def sweep(cfg: RunConfig, ds, run: RunFolder, *, quiet: bool) -> int:
         optimizer=cfg.make_optimizer(len(ds.X_train), validation=False), epochs=cfg.epochs,
         batch_size=cfg.batch_size, key=fit_keys, grad=cfg.grad,
         validation=(ds.X_test, labels(cfg, ds.y_test)), progress=not quiet and sys.stderr.isatty(),
+        sample_weight=cfg.sample_weights(ds.y_train, ds.w_train),
         callback=lambda epoch, result: interrupt.requested(),
     )  # fmt: skip
     if interrupt.requested():

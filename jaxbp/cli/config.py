@@ -75,6 +75,8 @@ class RunConfig:
     x64: bool = False
     bf16: bool = False
     devices: int | None = None
+    class_weight: str | None = None  # "balanced": class c weighs n / (C n_c) in the loss
+    weight_column: str | None = None  # a CSV column of sample weights
     d: int | None = None
     out: int | None = None
     task: str | None = None
@@ -102,6 +104,10 @@ class RunConfig:
                 raise ConfigError("scaler holds a std <= 0")
         if self.features is not None and self.d is not None and len(self.features) != self.d:
             raise ConfigError(f"features must name d={self.d} columns, got {len(self.features)}")
+        if self.class_weight is not None and self.task == "regression":
+            raise ConfigError("--class-weight balanced applies to classification only")
+        if self.weight_column is not None and Path(self.data).suffix.lower() != ".csv":
+            raise ConfigError(f"--weight-column names a CSV column; {self.data} is not a .csv file")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"classes must be distinct, got {list(self.classes)}")
 
@@ -128,7 +134,8 @@ class RunConfig:
         if Path(self.data).suffix.lower() == ".csv":
             from jaxbp.data import csv_columns
 
-            features = tuple(c for c in csv_columns(self.data) if c != self.target)
+            dropped = (self.target, self.weight_column)
+            features = tuple(c for c in csv_columns(self.data) if c not in dropped)
         return dataclasses.replace(
             self,
             head=head,
@@ -230,8 +237,27 @@ class RunConfig:
         from jaxbp import data
 
         return data.load(
-            self.data, key=jax.random.key(self.seed), target=self.target, task=self.data_task()
-        )
+            self.data, key=jax.random.key(self.seed), target=self.target,
+            task=self.data_task(), weight_column=self.weight_column,
+        )  # fmt: skip
+
+    def sample_weights(self, y, column=None) -> np.ndarray | None:
+        """The weights sᵢ of samples with class ids (or targets) ``y`` in L = Σ sᵢℓᵢ / Σ sᵢ.
+
+        ``column``: the data's weight column (``--weight-column``), or None. With
+        ``--class-weight balanced``, each is multiplied by n / (C · n_c) for its class c,
+        counted on these samples (every class then weighs the same in total). None when
+        neither applies.
+        """
+        weights = None if column is None else np.asarray(column, np.float64)
+        if self.class_weight == "balanced":
+            if self.task != "classification":
+                raise ConfigError("--class-weight balanced applies to classification only")
+            y = np.asarray(y)
+            counts = np.bincount(y)  # n_c; C = the classes present
+            per_class = len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1))
+            weights = per_class[y] if weights is None else weights * per_class[y]
+        return weights
 
     def standardise(self, X_raw: np.ndarray, where: str = "the input") -> np.ndarray:
         """Raw features (n, d) standardised with the run's scaler, in the run's dtype.
@@ -363,6 +389,8 @@ _FIELDS = (
     ("x64", lambda v: isinstance(v, bool), "true or false"),
     ("bf16", lambda v: isinstance(v, bool), "true or false"),
     ("devices", _optional(_positive_int), "a positive integer or null"),
+    ("class_weight", _optional(_name_in(("balanced",))), "'balanced' or null"),
+    ("weight_column", _optional(lambda v: isinstance(v, str)), "a column name or null"),
     ("d", _optional(_positive_int), "a positive integer"),
     ("out", _optional(_positive_int), "a positive integer"),
     ("task", _optional(_name_in(("classification", "regression"))), "classification/regression"),
@@ -371,5 +399,5 @@ _FIELDS = (
     ("run_id", _optional(lambda v: isinstance(v, str) and 0 < len(v) <= 64), "a run id or null"),
     ("fingerprint", _optional(lambda v: isinstance(v, str) and len(v) <= 200), "a string"),
 )
-_FLAG_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))[:20]
+_FLAG_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))[:22]
 _REQUIRED = ("data", "activation", "hidden", "head", "d", "out", "task", "scaler")

@@ -119,6 +119,16 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--target", help="the label column of a CSV file")
     p.add_argument(
+        "--weight-column",
+        metavar="COLUMN",
+        help="a CSV column of sample weights sᵢ >= 0: the loss is Σ sᵢℓᵢ / Σ sᵢ",
+    )
+    p.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        help="'balanced': class c weighs n / (C n_c), so every class counts the same",
+    )
+    p.add_argument(
         "--activation",
         choices=names.ACTIVATIONS,
         metavar="NAME",

@@ -49,6 +49,7 @@ from jaxbp.data.files import (
     csv_columns,
     from_csv,
     from_npz,
+    read_column,
     read_features,
     read_labelled,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "load",
     "make_dataset",
     "moons",
+    "read_column",
     "read_features",
     "read_labelled",
     "regression_1d",

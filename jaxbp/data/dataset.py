@@ -39,6 +39,7 @@ class Dataset(NamedTuple):
         target: for 1-D regression, the noiseless g (acting on raw, unstandardised x).
         scaler: (mean, std), float32 (d,): ``X = (x − mean) / std``.
         classes: the original label of each class id (sorted), ``None`` for regression.
+        w_train, w_test: sample weights (n,) of the two parts (a CSV's weight column), or None.
     """
 
     name: str
@@ -51,6 +52,8 @@ class Dataset(NamedTuple):
     target: Callable[[np.ndarray], np.ndarray] | None = None
     scaler: tuple[np.ndarray, np.ndarray] | None = None
     classes: np.ndarray | None = None
+    w_train: np.ndarray | None = None
+    w_test: np.ndarray | None = None
 
     @property
     def d(self) -> int:
@@ -156,15 +159,19 @@ def make_dataset(
     target: Callable | None = None,
     classes: np.ndarray | None = None,
     split: tuple[np.ndarray, np.ndarray] | None = None,
+    weights: np.ndarray | None = None,
 ) -> Dataset:
     """Return a :class:`Dataset` from raw inputs X (n, d) and labels y: split, then standardise.
 
     ``n_classes`` not ``None`` means classification with class ids y in 0..C−1.
     The split is fixed by ``seed`` (and stratified for classification), or given
     as row indices ``split=(train_index, test_index)``; the scaler is fitted on
-    the train part and applied to both parts.
+    the train part and applied to both parts. ``weights`` (n,), the samples' weights, are
+    split with their rows (``w_train``, ``w_test``).
     """
     X = np.asarray(X, dtype=np.float64)
+    if weights is not None:  # a last column of X while splitting: the weights keep their rows
+        X = np.column_stack([X, np.asarray(weights, np.float64)])
     if len(X) < MIN_SAMPLES:
         raise DataError(f"{name}: needs at least {MIN_SAMPLES} samples, got {len(X)}")
     classification = n_classes is not None
@@ -179,6 +186,10 @@ def make_dataset(
             y[train_index],
             y[test_index],
         )
+    w_train = w_test = None
+    if weights is not None:
+        w_train, w_test = X_train[:, -1], X_test[:, -1]
+        X_train, X_test = X_train[:, :-1], X_test[:, :-1]
     mean, std = fit_scaler(X_train)
 
     def scale(A):
@@ -197,4 +208,6 @@ def make_dataset(
         target=target,
         scaler=(mean, std),
         classes=classes,
+        w_train=w_train,
+        w_test=w_test,
     )

@@ -192,7 +192,12 @@ def csv_columns(path) -> list[str]:
 
 
 def from_csv(
-    path, target: str, *, task: str | None = None, test_fraction: float = TEST_FRACTION
+    path,
+    target: str,
+    *,
+    task: str | None = None,
+    test_fraction: float = TEST_FRACTION,
+    weight_column: str | None = None,
 ) -> Dataset:
     """Return a :class:`Dataset` from a CSV file with a header row.
 
@@ -201,7 +206,8 @@ def from_csv(
     integer labels with at most 20 distinct values (and fewer than n/2), mean
     classification (ids 0..C−1 in the sorted order of the labels, kept in
     ``Dataset.classes``); anything else is regression. The split is fixed
-    (``random_state=0``, stratified for classification).
+    (``random_state=0``, stratified for classification). ``weight_column`` names a
+    numeric column of sample weights (not a feature): ``Dataset.w_train``, ``w_test``.
 
     Example:
         ``from_csv("iris.csv", target="species")``
@@ -214,7 +220,12 @@ def from_csv(
         )
     if target not in header:
         raise DataError(f"{path}: no column named {target!r}; columns are: {quote_names(header)}")
-    features = [name for name in header if name != target]
+    if weight_column is not None and (weight_column not in header or weight_column == target):
+        raise DataError(
+            f"{path}: no weight column {weight_column!r} (other than the target); "
+            f"columns are: {quote_names(header)}"
+        )
+    features = [name for name in header if name not in (target, weight_column)]
     if not features:
         raise DataError(f"{path}: only the target column {target!r}; no feature columns")
     if len(rows) < MIN_SAMPLES:
@@ -224,9 +235,18 @@ def from_csv(
     )
     raw = _csv_column(path, rows, header.index(target), target, numeric=False)
     y, task, n_classes, classes = _encode_labels(raw, task, f"{path}: target column {target!r}")
+    weights = None
+    if weight_column is not None:
+        weights = _csv_column(path, rows, header.index(weight_column), weight_column, numeric=True)
+        if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.any()):
+            raise DataError(
+                f"{path}: weight column {weight_column!r} must hold finite numbers >= 0, "
+                "not all 0"
+            )
     return make_dataset(
-        path.stem, X, y, n_classes=n_classes, seed=0, test_fraction=test_fraction, classes=classes
-    )
+        path.stem, X, y, n_classes=n_classes, seed=0, test_fraction=test_fraction,
+        classes=classes, weights=weights,
+    )  # fmt: skip
 
 
 def _first_bad(a: np.ndarray) -> str:
@@ -318,6 +338,16 @@ def read_features(
             raise DataError(f"{path}: not a readable .npz file of numeric arrays ({err})") from err
         return _npz_features(path, X)
     raise DataError(f"input {os.fspath(path)!r}: expected a .csv or .npz file")
+
+
+def read_column(path, name: str) -> np.ndarray:
+    """One numeric CSV column (e.g. the run's ``--weight-column``) as float64, by name."""
+    path, header, rows = _read_csv(path)
+    if name not in header:
+        raise DataError(
+            f"{path}: no column {name!r} (the run's); columns are: {quote_names(header)}"
+        )
+    return _csv_column(path, rows, header.index(name), name, numeric=True)
 
 
 def read_labelled(

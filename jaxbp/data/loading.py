@@ -24,7 +24,13 @@ _GENERATORS: dict[str, Callable[..., Dataset]] = {
 
 
 def load(
-    spec: str, *, key=None, target: str | None = None, n: int | None = None, task: str | None = None
+    spec: str,
+    *,
+    key=None,
+    target: str | None = None,
+    n: int | None = None,
+    task: str | None = None,
+    weight_column: str | None = None,
 ) -> Dataset:
     """Return the data set named ``spec``: one of :data:`NAMES`, or a .csv / .npz path.
 
@@ -36,6 +42,7 @@ def load(
         n: number of samples of a synthetic set (its default when ``None``).
         task: for a file: ``"classification"``, ``"regression"``, ``"integral"``
             (:data:`jaxbp.data.files.INTEGRAL`) or ``None`` (inferred, see ``from_csv``).
+        weight_column: a CSV column of sample weights (``Dataset.w_train``, ``w_test``).
 
     Example:
         >>> from jaxbp import data
@@ -43,6 +50,8 @@ def load(
         (1437, 64)
     """
     spec = os.fspath(spec)
+    if weight_column is not None and Path(spec).suffix.lower() != ".csv":
+        raise DataError(f"weight_column= names a CSV column; it does not apply to {spec!r}")
     if spec in NAMES:
         if target is not None:
             raise DataError(f"target= names a CSV column; it does not apply to {spec!r}")
@@ -61,7 +70,7 @@ def load(
                 f"{spec}: name the label column with target= (--target COLUMN); "
                 f"columns are: {quote_names(csv_columns(spec))}"
             )
-        return from_csv(spec, target, task=task)
+        return from_csv(spec, target, task=task, weight_column=weight_column)
     if suffix == ".npz":
         if target is not None:
             raise DataError(f"{spec}: target= is for CSV files; a .npz holds arrays X and y")
