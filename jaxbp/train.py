@@ -395,19 +395,38 @@ def fit(
     opt_state, start, history = _resume(state, opt_state, initial_epoch, history, net.is_classifier)
     X, Y = checked_data(net, params, X, Y)
     split_key, shuffle_key = jax.random.split(check_key(key))
+    multi = devices is not None and _multiprocess()
+    if multi and validation is None and (validation_fraction is not None or early_stopping):
+        raise ValueError(
+            "validation_fraction (and early_stopping without validation=) hold out rows of "
+            "the whole data, which no process holds: with several processes pass "
+            "validation=(Xv, Yv), the same on every process"
+        )
     X, Y, Xv, Yv = _validation_data(
         net, params, X, Y, validation, validation_fraction, early_stopping, split_key
     )
     n = X.shape[0]
+    if multi:  # X holds this process's rows only
+        from jaxbp import distributed
+
+        n = distributed.global_count(n)
     batch_size = n if batch_size is None else min(batch_size, n)
     optimizer = with_weight_decay(optimizer, weight_decay)
     opt_state = _opt_state(optimizer, params, opt_state)
     sharding = data_sharding(devices, batch_size)
-    if sharding is not None:  # everything replicated; the epoch splits each minibatch
-        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
-        X, Y, Xv, Yv, params, opt_state = jax.device_put(
-            (X, Y, Xv, Yv, params, opt_state), replicated
-        )
+    if sharding is not None:  # X, Y sharded by rows, θ replicated (see jaxbp.distributed)
+        from jaxbp import distributed
+
+        if multi and sharding.mesh.size != jax.device_count():
+            raise ValueError(
+                f"devices: with {jax.process_count()} processes the mesh must hold all "
+                f"{jax.device_count()} devices (devices={jax.device_count()}), got "
+                f"{sharding.mesh.size}"
+            )
+        X, Y = distributed.place_rows(sharding, n, X, Y)
+        Xv, Yv, params, opt_state = distributed.replicate((Xv, Yv, params, opt_state), sharding)
+    else:  # the epoch runs where θ is: data on another device is moved there
+        X, Y, Xv, Yv, params, opt_state = _on_one_device((X, Y, Xv, Yv, params, opt_state))
     epoch_fn = compile_epoch(
         net, optimizer, n=n, batch_size=batch_size, grad=grad, sharding=sharding
     )
@@ -415,14 +434,48 @@ def fit(
     def usable(p) -> bool:  # checked once, after a divergence only
         return bool(np.isfinite(jax.jit(loss_of)(p, X, Y)))
 
-    def loss_of(p, X, Y):
-        return jnp.mean(forward_pass(net, p, X, Y).loss)
+    def loss_of(p, X, Y):  # rows past n are a sharded layout's padding
+        losses = forward_pass(net, p, X, Y).loss
+        return jnp.sum(jnp.where(jnp.arange(X.shape[0]) < n, losses, 0.0)) / n
 
     options = LoopOptions(epochs, net.is_classifier, early_stopping, progress, callback, usable)
-    return run_epochs(
-        epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv),
+    run = partial(
+        run_epochs, epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv),
         lambda k: shuffle_order(shuffle_key, k, n), options,
     )  # fmt: skip
+    if not multi:
+        return run()
+    try:
+        return run()
+    except Exception as err:  # a failed collective: name the lost process in one line
+        from jaxbp import distributed
+
+        lost = distributed.as_lost_process(err)
+        if lost is None:
+            raise
+        distributed.mark_lost()
+        raise lost from None
+
+
+def _multiprocess() -> bool:
+    return jax.process_count() > 1
+
+
+def _on_one_device(tree):
+    """Every array of ``tree`` on one device: θ's, when θ is on one device, else the default.
+
+    Data given on another device than θ (``jax.device_put(X, d1)``) is copied there,
+    instead of failing inside XLA; θ spread over several devices (e.g. a result of
+    ``fit(devices=...)``) is gathered onto the default device.
+    """
+    arrays = [a for a in jax.tree.leaves(tree) if isinstance(a, jax.Array)]
+    where = {d for a in arrays for d in a.devices()}
+    if len(where) <= 1:
+        return tree
+    params = tree[4]
+    own = {d for a in jax.tree.leaves(params) if isinstance(a, jax.Array) for d in a.devices()}
+    target = own.pop() if len(own) == 1 else jax.devices()[0]
+    return jax.device_put(tree, target)
 
 
 def _opt_state(optimizer, params: Params, opt_state):

@@ -1,0 +1,174 @@
+"""Multi-process training on JAX's distributed runtime, run for real: 2 and 4 processes on
+127.0.0.1 (gloo collectives on the CPU), each started as a subprocess with a timeout.
+
+Every child runs in its own process group and is killed by that group in teardown, so no
+test leaves a process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxbp import distributed
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = str(ROOT / "tests" / "distributed_worker.py")
+TIMEOUT = 90  # seconds any child may run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def spawn():
+    """Start worker processes (own process group each); kill what is left at the end."""
+    procs = []
+
+    def start(*args, devices: int = 0, timeout_env: int = 30):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
+               "JAXBP_DISTRIBUTED_TIMEOUT": str(timeout_env)}  # fmt: skip
+        env.pop("XLA_FLAGS", None)
+        if devices:
+            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        proc = subprocess.Popen(
+            [sys.executable, WORKER, *map(str, args)], env=env, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=TIMEOUT)
+
+
+def finish(proc, timeout=TIMEOUT) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "error" in line.lower()]
+
+
+def load(folder: Path) -> dict:
+    with np.load(folder / "params.npz") as f:
+        return dict(f)
+
+
+# N processes; the 4-process run also checks memory, so its X is large (102 MB).
+CASES = {2: ["--n", 3000, "--d", 8, "--batch", 64, "--epochs", 3],
+         4: ["--n", 200_000, "--d", 128, "--batch", 20_000, "--epochs", 2, "--warm"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("num", [2, 4])
+def test_processes_match_one_process_on_as_many_devices(num, spawn, tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    ref, multi = tmp_path / "ref", tmp_path / "multi"
+    ref.mkdir(), multi.mkdir()
+    procs = [spawn(address, num, i, multi, *CASES[num]) for i in range(num)]
+    reference = spawn("-", 0, 0, ref, *CASES[num], "--devices", num, devices=num)
+    for i, proc in enumerate([*procs, reference]):
+        code, err = finish(proc)
+        assert code == 0, f"process {i}: {err[-3000:]}"
+    got, want = load(multi), load(ref)
+    assert set(got) == set(want) == {"loss", "V", "W", "b", "c"}
+    for name in want:  # the same minibatches; only the all-reduce's order of sums differs
+        np.testing.assert_allclose(got[name], want[name], rtol=2e-6, atol=2e-7, err_msg=name)
+    assert not np.allclose(want["V"], np.zeros_like(want["V"]))
+    if num == 4:  # each process holds its quarter of X, never the whole
+        for i in range(num):
+            mem = json.loads((multi / f"memory-{i}.json").read_text())
+            assert mem["rows"] == 200_000 // num
+            rise = mem["after"] - mem["before"]
+            assert rise < 0.75 * mem["X_bytes"], (i, rise / 2**20, mem["X_bytes"] / 2**20)
+
+
+def test_a_killed_process_stops_the_others_with_one_line(spawn, tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    procs = [spawn(address, 2, i, tmp_path, "--stall", "--n", 4000) for i in range(2)]
+    deadline = time.monotonic() + TIMEOUT
+    while not all((tmp_path / f"ready-{i}").exists() for i in range(2)):
+        assert all(p.poll() is None for p in procs), [finish(p)[1][-2000:] for p in procs]
+        assert time.monotonic() < deadline, "the workers never finished an epoch"
+        time.sleep(0.1)
+    os.killpg(procs[1].pid, signal.SIGKILL)
+    t = time.monotonic()
+    code, err = finish(procs[0], timeout=40)
+    assert time.monotonic() - t < 30
+    assert code == distributed.EXIT_LOST, err[-3000:]
+    lines = error_lines(err)
+    assert len(lines) == 1, err[-3000:]
+    assert "lost process 1 of 2" in lines[0], lines
+    assert "Traceback" not in err and "Check failure" not in err, err[-3000:]
+
+
+def test_unreachable_coordinator_is_one_line(spawn, tmp_path):
+    proc = spawn(f"127.0.0.1:{free_port()}", 2, 1, tmp_path, timeout_env=2)
+    code, err = finish(proc, timeout=30)
+    assert code == 2, err[-2000:]
+    assert error_lines(err) == [s for s in err.splitlines() if s.strip()], err[-2000:]
+    assert "cannot reach the coordinator 127.0.0.1:" in err
+
+
+def test_port_in_use_is_one_line(spawn, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, err = finish(spawn(f"127.0.0.1:{port}", 2, 0, tmp_path), timeout=30)
+    assert code == 2, err[-2000:]
+    assert [s for s in err.splitlines() if s.strip()] == error_lines(err)
+    assert f"port {port} is already in use" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("nohost", 2, 0), "HOST:PORT"),
+        (("127.0.0.1:99999", 2, 0), "HOST:PORT"),
+        (("127.0.0.1:1234", 2, 2), "--process-id must be in"),
+        (("127.0.0.1:1234", 0, 0), "--num-processes must be >= 1"),
+        (("127.0.0.1:1234", None, 0), "together"),
+        (("no-such-host.invalid:1234", 2, 0), "does not resolve"),
+        (("192.0.2.1:1234", 2, 0), "not an address of this machine"),
+    ],
+)
+def test_bad_settings_are_refused_before_jax_starts(args, match):
+    with pytest.raises(distributed.DistributedError, match=match):
+        distributed.initialize(*args, timeout=1)
+
+
+def test_settings_read_jax_environment_variables():
+    env = {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "4", "JAX_PROCESS_ID": "3"}
+    assert distributed.settings(env=env) == ("h:1", 4, 3)
+    assert distributed.settings("g:2", 2, 0, env=env) == ("g:2", 2, 0)
+    with pytest.raises(distributed.DistributedError, match="JAX_NUM_PROCESSES"):
+        distributed.settings(env={"JAX_NUM_PROCESSES": "four"})
+
+
+@pytest.mark.parametrize(
+    ("n", "processes", "local"), [(10, 2, 1), (10, 4, 1), (7, 3, 2), (3, 4, 1)]
+)
+def test_shards_cover_every_row_once(n, processes, local):
+    parts = [distributed.shard_rows(n, process=i, processes=processes, local_devices=local)
+             for i in range(processes)]  # fmt: skip
+    covered = [r for part in parts for r in range(n)[part]]
+    assert covered == list(range(n))
+    r = distributed.rows_per_device(n, processes * local)
+    assert all(len(range(n)[p]) <= local * r for p in parts)
