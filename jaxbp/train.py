@@ -287,6 +287,14 @@ def _validation_data(net, params, X, Y, validation, fraction, early_stopping, sp
     return X, Y, Xv, Yv
 
 
+def split_validation(key, X, Y, fraction: float):
+    """(X, Y, Xv, Yv): exactly the split ``fit(..., key=key, validation_fraction=fraction)``
+    makes, for a caller that needs it before ``fit`` (e.g. several processes, each of
+    which then passes its shard and ``validation=(Xv, Yv)``)."""
+    split_key = jax.random.split(check_key(key))[0]
+    return _hold_out(split_key, jnp.asarray(X), jnp.asarray(Y), _validation_size(len(X), fraction))
+
+
 @partial(jax.jit, static_argnums=3)
 def _hold_out(key, X: Array, Y: Array, n_val: int) -> tuple[Array, Array, Array, Array]:
     """(X, Y) in a random order split into training rows and the first ``n_val`` for validation."""

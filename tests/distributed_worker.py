@@ -107,9 +107,14 @@ def main() -> int:
     after = vmhwm()
     memory = {"before": before, "after": after, "X_bytes": a.n * a.d * 4, "rows": len(X)}
     (a.out / f"memory-{a.index}.json").write_text(json.dumps(memory))
-    if a.index == 0:
-        leaves = {k: np.asarray(v) for k, v in result.params._asdict().items() if v is not None}
-        np.savez(a.out / "params.npz", loss=np.asarray(result.history["loss"]), **leaves)
+    results = {"params.npz": result}
+    if not a.num:  # the reference also trains on one device, without devices=
+        results["params-one-device.npz"] = jaxbp.fit(
+            net, params, X, y, **(warm | {"epochs": a.epochs, "devices": None})
+        )
+    for name, r in results.items() if a.index == 0 else ():
+        leaves = {k: np.asarray(v) for k, v in r.params._asdict().items() if v is not None}
+        np.savez(a.out / name, loss=np.asarray(r.history["loss"]), **leaves)
     return 0
 
 

@@ -37,14 +37,14 @@ def spawn():
     """Start worker processes (own process group each); kill what is left at the end."""
     procs = []
 
-    def start(*args, devices: int = 0, timeout_env: int = 30):
+    def start(*args, devices: int = 0, timeout_env: int = 30, command=(WORKER,)):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
-               "JAXBP_DISTRIBUTED_TIMEOUT": str(timeout_env)}  # fmt: skip
+               "JAXBP_DISTRIBUTED_TIMEOUT": str(timeout_env), "JAXBP_CACHE_DIR": "off"}  # fmt: skip
         env.pop("XLA_FLAGS", None)
         if devices:
             env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
         proc = subprocess.Popen(
-            [sys.executable, WORKER, *map(str, args)], env=env, cwd=ROOT,
+            [sys.executable, *command, *map(str, args)], env=env, cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
         procs.append(proc)
@@ -66,18 +66,17 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "error" in line.lower()]
 
 
-def load(folder: Path) -> dict:
-    with np.load(folder / "params.npz") as f:
+def load(folder: Path, name: str = "params.npz") -> dict:
+    with np.load(folder / name) as f:
         return dict(f)
 
 
-# N processes; the 4-process run also checks memory, so its X is large (102 MB).
-CASES = {2: ["--n", 3000, "--d", 8, "--batch", 64, "--epochs", 3],
-         4: ["--n", 200_000, "--d", 128, "--batch", 20_000, "--epochs", 2, "--warm"]}  # fmt: skip
+# The 4-process run also checks memory, so its X is large (102 MB).
+CASES = {4: ["--n", 200_000, "--d", 128, "--batch", 20_000, "--epochs", 2, "--warm"]}
 
 
-@pytest.mark.parametrize("num", [2, 4])
-def test_processes_match_one_process_on_as_many_devices(num, spawn, tmp_path):
+def test_four_processes_match_one_process_on_four_devices(spawn, tmp_path):
+    num = 4
     address = f"127.0.0.1:{free_port()}"
     ref, multi = tmp_path / "ref", tmp_path / "multi"
     ref.mkdir(), multi.mkdir()
@@ -86,17 +85,49 @@ def test_processes_match_one_process_on_as_many_devices(num, spawn, tmp_path):
     for i, proc in enumerate([*procs, reference]):
         code, err = finish(proc)
         assert code == 0, f"process {i}: {err[-3000:]}"
-    got, want = load(multi), load(ref)
-    assert set(got) == set(want) == {"loss", "V", "W", "b", "c"}
+    got, want, one = load(multi), load(ref), load(ref, "params-one-device.npz")
+    assert set(got) == set(want) == set(one) == {"loss", "V", "W", "b", "c"}
     for name in want:  # the same minibatches; only the all-reduce's order of sums differs
         np.testing.assert_allclose(got[name], want[name], rtol=2e-6, atol=2e-7, err_msg=name)
+        np.testing.assert_allclose(got[name], one[name], rtol=2e-6, atol=2e-7, err_msg=name)
     assert not np.allclose(want["V"], np.zeros_like(want["V"]))
-    if num == 4:  # each process holds its quarter of X, never the whole
-        for i in range(num):
-            mem = json.loads((multi / f"memory-{i}.json").read_text())
-            assert mem["rows"] == 200_000 // num
-            rise = mem["after"] - mem["before"]
-            assert rise < 0.75 * mem["X_bytes"], (i, rise / 2**20, mem["X_bytes"] / 2**20)
+    for i in range(num):  # each process holds its quarter of X, never the whole
+        mem = json.loads((multi / f"memory-{i}.json").read_text())
+        assert mem["rows"] == 200_000 // num
+        rise = mem["after"] - mem["before"]
+        assert rise < 0.75 * mem["X_bytes"], (i, rise / 2**20, mem["X_bytes"] / 2**20)
+
+
+def cli(spawn, *args, devices: int = 0):
+    """``jaxbp train`` in a child process (the spawn fixture's group and timeout)."""
+    return spawn(*args, devices=devices, command=["-m", "jaxbp.cli", "train", "--quiet"])
+
+
+def test_cli_two_processes_match_one_process_on_two_devices(spawn, tmp_path):
+    """``jaxbp train --coordinator ... --num-processes 2 --process-id I``: process 0 writes
+    the run folder, process 1 writes nothing, and θ is the one-process run's."""
+    address = f"127.0.0.1:{free_port()}"
+    common = ["--epochs", 2, "--batch-size", 64, "--hidden", 16]
+    procs = [
+        cli(spawn, *common, "--coordinator", address, "--num-processes", 2, "--process-id", i,
+            "--out", tmp_path / f"multi{i}")
+        for i in range(2)
+    ]  # fmt: skip
+    reference = cli(spawn, *common, "--devices", 2, "--out", tmp_path / "ref", devices=2)
+    for i, proc in enumerate([*procs, reference]):
+        code, err = finish(proc)
+        assert code == 0, f"process {i}: {err[-3000:]}"
+    assert not (tmp_path / "multi1").exists()  # only process 0 writes
+    with np.load(tmp_path / "multi0" / "checkpoint.npz") as got:
+        with np.load(tmp_path / "ref" / "checkpoint.npz") as want:
+            names = [k for k in want.files if k.startswith("params.")]
+            assert names == ["params.V", "params.W", "params.b", "params.c"]
+            for name in want.files:
+                if want[name].dtype.kind == "f":
+                    np.testing.assert_allclose(got[name], want[name], rtol=2e-6, atol=2e-7,
+                                               err_msg=name)  # fmt: skip
+    history = json.loads((tmp_path / "multi0" / "history.json").read_text())
+    assert len(history["epoch"]) == 2 and history["val_loss"][-1] is not None
 
 
 def test_a_killed_process_stops_the_others_with_one_line(spawn, tmp_path):

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbp import atomic
-from jaxbp.cli import interrupt, runs
+from jaxbp.cli import interrupt, multiprocess, runs
 from jaxbp.cli.config import VALIDATION_FRACTION, ConfigError, RunConfig
 from jaxbp.evaluation import class_probabilities, evaluate, predict
 from jaxbp.many import fit_many, init_many
@@ -60,7 +60,8 @@ def train_command(args) -> int:
     ds = cfg.load_data()
     cfg = cfg.with_data(ds)
     out = Path(args.out) if args.out else runs.default_folder(cfg)
-    runs.prepare_folder(out, overwrite=args.overwrite)
+    if multiprocess.is_writer():  # with several processes, only process 0 writes
+        runs.prepare_folder(out, overwrite=args.overwrite)
     if cfg.seeds > 1:
         return sweep(cfg, ds, out, quiet=args.quiet)
     net = cfg.net()
@@ -107,17 +108,22 @@ def _train(cfg: RunConfig, ds, out: Path, params, state, fit_key, *, quiet: bool
     print(f"jaxbp train: {_describe(cfg, ds)} → {out}", file=sys.stderr)
     interrupt.check()  # Ctrl-C while loading or preparing: nothing to save yet
     try:
+        data = multiprocess.fit_data(ds.X_train, labels(cfg, ds.y_train), fit_key,
+                                     VALIDATION_FRACTION, cfg.devices)  # fmt: skip
         result = fit(
-            net, state.params, ds.X_train, labels(cfg, ds.y_train),
+            net, state.params, data.pop("X"), data.pop("Y"),
             optimizer=cfg.make_optimizer(len(ds.X_train)), epochs=cfg.epochs - state.epoch,
             batch_size=cfg.batch_size, key=fit_key, grad=cfg.grad,
-            validation_fraction=VALIDATION_FRACTION, early_stopping=cfg.early_stopping,
-            progress=not quiet and sys.stderr.isatty(), state=state, callback=saver,
-            devices=cfg.devices,
+            early_stopping=cfg.early_stopping,
+            progress=not quiet and sys.stderr.isatty(), state=state,
+            callback=saver if multiprocess.is_writer() else multiprocess.follower_callback,
+            **data,
         )  # fmt: skip
     except Interrupted as stop:  # the second Ctrl-C: the last finished epoch
         result = stop.result
     interrupt.finishing()
+    if not multiprocess.is_writer():  # process 0 writes the run folder and the summary
+        return EXIT_DIVERGED if result.status == "diverged" else 0
     unsaved = result.epoch > state.epoch and saver.saved_epoch != result.epoch
     if unsaved or (result.status != "stopped" and not (out / runs.CHECKPOINT).exists()):
         saver.save(result)  # an interrupted run with no epoch done saves nothing
