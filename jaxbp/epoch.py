@@ -131,10 +131,14 @@ def sharded_gather(sharding, n: int):
         def local(Xs, Ys, rows):
             at = rows - jax.lax.axis_index(axis) * r
             mine = (at >= 0) & (at < r)
-            batch = (picks(Xs, at, mine), picks(Ys, at, mine))
+            xb, yb = picks(Xs, at, mine), picks(Ys, at, mine)
+            joined = yb.dtype == xb.dtype and yb.ndim == 2  # one collective for both
+            batch = jnp.concatenate([xb, yb], axis=1) if joined else (xb, yb)
             if even:
-                return jax.lax.psum_scatter(batch, axis, scatter_dimension=0, tiled=True)
-            return jax.lax.psum(batch, axis)
+                batch = jax.lax.psum_scatter(batch, axis, scatter_dimension=0, tiled=True)
+            else:
+                batch = jax.lax.psum(batch, axis)
+            return (batch[:, : xb.shape[1]], batch[:, xb.shape[1] :]) if joined else batch
 
         out = data if even else jax.sharding.PartitionSpec()
         return jax.shard_map(
