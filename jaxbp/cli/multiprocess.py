@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 
 _STATE = {"multi": False}
+ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")  # as jaxbp.distributed
 
 
 def wanted(args) -> bool:
     """True when the flags, JAX's variables or Slurm ask for several processes."""
-    from jaxbp.distributed import ENV
-
     given = (getattr(args, name, None) for name in ("coordinator", "num_processes", "process_id"))
     slurm = "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1
     return any(v is not None for v in given) or any(os.environ.get(v) for v in ENV) or slurm
