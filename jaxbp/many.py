@@ -210,6 +210,14 @@ def _orders(key, m: int, n: int):
         if count != m:
             raise ValueError(f"key must be one key or {m} keys (one per model), got {count}")
         shuffle_keys = jax.vmap(jax.random.split)(keys)[:, 1]
-        return lambda k: np.stack([shuffle_order(shuffle_keys[i], k, n) for i in range(m)])
+
+        def each_model(k):  # shuffle_order(shuffle_keys[i], k, n) for every i, one fold_in
+            seeds = np.asarray(jax.random.key_data(jax.vmap(jax.random.fold_in, (0, None))(
+                shuffle_keys, k)))  # fmt: skip
+            return np.stack([np.random.default_rng(s).permutation(n) for s in seeds]).astype(
+                np.int32
+            )
+
+        return each_model
     shuffle_key = jax.random.split(keys)[1]
     return lambda k: shuffle_order(shuffle_key, k, n)
