@@ -199,8 +199,10 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         timeout: seconds to wait for the coordinator and the other processes (else
             ``$JAXBP_DISTRIBUTED_TIMEOUT``, else 60).
 
-    With none of them set, under Slurm (``SLURM_JOB_ID``) JAX finds everything itself;
-    otherwise nothing is started and False is returned. Must run before any computation.
+    Without ``coordinator``, JAX takes what is missing from the cluster's environment
+    (Slurm's variables, a Cloud TPU pod slice's metadata, Kubernetes, MPI); under Slurm
+    with nothing given at all, it finds everything itself. With nothing given and no
+    Slurm, nothing is started and False is returned. Must run before any computation.
 
     Raises:
         DistributedError: a bad address, a port in use, a coordinator that cannot be
@@ -216,33 +218,47 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 
     if _already_initialized():
         raise DistributedError("the distributed runtime is already initialized in this process")
-    if not slurm or coordinator is not None:
-        if coordinator is None or num_processes is None or process_id is None:
-            raise DistributedError(
-                "multi-process training needs --coordinator HOST:PORT, --num-processes N and "
-                "--process-id I together (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
-                "JAX_PROCESS_ID)"
-            )
-        if num_processes < 1:
-            raise DistributedError(f"--num-processes must be >= 1, got {num_processes}")
+    if num_processes is not None and num_processes < 1:
+        raise DistributedError(f"--num-processes must be >= 1, got {num_processes}")
+    if num_processes is not None and process_id is not None:
         if not 0 <= process_id < num_processes:
             raise DistributedError(
                 f"--process-id must be in [0, {num_processes}) for --num-processes "
                 f"{num_processes}, got {process_id}"
+            )
+    if coordinator is not None:
+        if num_processes is None or process_id is None:
+            raise DistributedError(
+                "multi-process training needs --coordinator HOST:PORT, --num-processes N and "
+                "--process-id I together (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
+                "JAX_PROCESS_ID); leave out --coordinator where the cluster (Slurm, Cloud TPU) "
+                "tells JAX"
             )
         host, port = _parse_address(coordinator)
         if process_id == 0:
             _check_coordinator_port(host, port)
         else:
             _wait_for_coordinator(host, port, timeout)
-    # CPU devices talk through gloo (must be set before any computation); GPUs and TPUs
-    # keep their own collectives.
+    # Without --coordinator, JAX finds what is missing in the cluster's environment (Slurm,
+    # Cloud TPU, Kubernetes, MPI). CPU devices talk through gloo (set before any
+    # computation); GPUs and TPUs keep their own collectives.
+    before = jax.config.jax_cpu_collectives_implementation
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
-        initialization_timeout=max(1, int(timeout)),
-        heartbeat_timeout_seconds=max(5, int(timeout)),
-    )  # fmt: skip
+    try:
+        jax.distributed.initialize(
+            coordinator_address=coordinator, num_processes=num_processes,
+            process_id=process_id, initialization_timeout=max(1, int(timeout)),
+            heartbeat_timeout_seconds=max(5, int(timeout)),
+        )  # fmt: skip
+    except (ValueError, TypeError, RuntimeError) as err:
+        jax.config.update("jax_cpu_collectives_implementation", before)
+        if coordinator is not None:
+            raise
+        raise DistributedError(
+            "no cluster environment (Slurm, Cloud TPU, Kubernetes, MPI) gave JAX the "
+            f"coordinator ({' '.join(str(err).split())}); give --coordinator HOST:PORT, "
+            "--num-processes N and --process-id I"
+        ) from None
     _publish_pid()
     atexit.register(_exit_if_lost)  # runs before JAX's own shutdown (atexit is LIFO)
     return jax.process_count() > 1

@@ -178,9 +178,13 @@ def test_port_in_use_is_one_line(spawn, tmp_path):
         (("127.0.0.1:1234", None, 0), "together"),
         (("no-such-host.invalid:1234", 2, 0), "does not resolve"),
         (("192.0.2.1:1234", 2, 0), "not an address of this machine"),
+        ((None, 2, None), "no cluster environment"),
     ],
 )
-def test_bad_settings_are_refused_before_jax_starts(args, match):
+def test_bad_settings_are_refused_before_jax_starts(args, match, monkeypatch):
+    for name in [*distributed.ENV, "SLURM_JOB_ID", "SLURM_NTASKS", "KUBERNETES_SERVICE_HOST",
+                 "OMPI_MCA_orte_hnp_uri", "PMI_RANK"]:  # fmt: skip
+        monkeypatch.delenv(name, raising=False)  # no cluster for JAX to find
     with pytest.raises(distributed.DistributedError, match=match):
         distributed.initialize(*args, timeout=1)
 
