@@ -13,6 +13,9 @@ same minibatches) and ``own`` (m keys). Each round also times the float32 peak
 (``jax.jit(jnp.dot)`` on 2048², median of 5), and the table gives GFLOP/s =
 models·n(4dM + 6MK) / epoch time, its % of that peak and the speed-up over sequential
 fits; the target (issue 18) is >= 60% of the peak for 64 S models with a shared order.
+On a machine that other processes load, medians mostly measure them: the "best" column
+puts each case's fastest round against the fastest peak, an estimate of the rate
+without them.
 
 The profile below the table times the first-layer product of one step alone in each
 layout tried (each beside a peak timed right after it; a small product that stays in the
@@ -143,6 +146,7 @@ def main(argv=None) -> int:
     gflops = {k: flops / med[k] / 1e9 for k in names}
     gflops["peak"] = 2 * 2048**3 / med["peak"] / 1e9
     share = {k: gflops[k] / gflops["peak"] for k in names}
+    best_peak = 2 * 2048**3 / min(samples["peak"]) / 1e9
     ratios = {o: med[f"sequential {o}"] / med[f"together {o}"] for o in args.orders}
     profile = layouts(args.models, args.hidden)
     result = {
@@ -180,6 +184,7 @@ def main(argv=None) -> int:
         "median_seconds": med,
         "gflops": gflops,
         "share_of_peak": share,
+        "best_share_of_best_peak": {k: flops / min(samples[k]) / 1e9 / best_peak for k in names},
         "throughput_ratio": ratios,
         "layouts_first_product": profile,
         "target_share_of_peak_shared": PEAK_TARGET,
@@ -189,18 +194,20 @@ def main(argv=None) -> int:
     print(f"{args.models} models of workload S (n {N}, d {D}, M {args.hidden}, K {K}, batch "
           f"{BATCH}), {args.rounds} rounds; CPU {cpu_info()['model']}, load average "
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
-    print("| case | median s | min–max s | GFLOP/s | % of f32 peak | speed-up | target |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("| case | median s | min–max s | GFLOP/s | % of f32 peak | best: % of best peak "
+          "| speed-up | target |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for name in [*names, "peak"]:
         values, order = samples[name], name.split()[-1]
         pct = "100" if name == "peak" else f"{100 * share[name]:.0f}"
+        best = "100" if name == "peak" else f"{100 * flops / min(values) / 1e9 / best_peak:.0f}"
         up = f"{ratios[order]:.2f}x" if name.startswith("together") else ""
         target = ""
         if name == "together shared":
             met = "met" if share[name] >= PEAK_TARGET else "NOT met"
             target = f">= {100 * PEAK_TARGET:.0f}% of peak: {met}"
         print(f"| {name} | {med[name]:.3f} | {min(values):.3f}–{max(values):.3f} "
-              f"| {gflops[name]:.1f} | {pct} | {up} | {target} |")  # fmt: skip
+              f"| {gflops[name]:.1f} | {pct} | {best} | {up} | {target} |")  # fmt: skip
     print("\nFirst-layer product of one step, each layout alone (the profile):")
     print("| layout | µs | GFLOP/s | % of peak |")
     print("|---|---:|---:|---:|")
