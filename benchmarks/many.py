@@ -26,7 +26,8 @@ own minibatch, so the products stay m separate (B, d) by (d, M) GEMMs, a ``dot_g
 with the models as its batch dimension, and each step gathers m minibatches instead of
 one (a ``jax.profiler`` trace of the whole epoch shows about the same GEMM time for both
 orders, and the gap in the gathers and layout copies). A ``lax.map`` over models inside
-each step measured slower in both cases, so ``fit_many`` keeps ``vmap``.
+each step measured about 2x slower with a shared order and within noise with one order
+per model, so ``fit_many`` keeps ``vmap``.
 
     python benchmarks/many.py [--models 64] [--hidden 128] [--rounds 5]
         [--orders shared own] [--out benchmarks/results/many.json]
