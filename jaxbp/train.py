@@ -368,10 +368,17 @@ def fit(
         callback: called as ``callback(epoch, result_so_far)`` after every epoch
             (e.g. to save a checkpoint); if it returns a true value, training stops
             with status ``"stopped"``.
-        devices: data parallelism: a number of devices, a list of devices or a
-            ``jax.sharding.Mesh``. Each minibatch is split along its samples over
-            the devices (``NamedSharding``), θ is replicated, and XLA all-reduces
-            the gradient. ``batch_size`` must be a multiple of the device count.
+        devices: data parallelism: a number of devices, a list of distinct devices or
+            a ``jax.sharding.Mesh``. X and Y are sharded by rows over the devices, θ
+            is replicated; every step each device picks the minibatch rows it holds
+            and a reduce-scatter hands each its slice, and XLA all-reduces the
+            gradient (``jaxbp.epoch.sharded_gather``). The minibatches are those of
+            one device, so θ equals the one-device result up to float32 rounding.
+            ``batch_size`` must be a multiple of the device count. With several
+            processes (``jaxbp.distributed.initialize``), X and Y are this process's
+            rows (``jaxbp.distributed.shard_rows(n)``), the mesh holds every device,
+            and validation data comes as ``validation=``. Without ``devices``, data
+            on another device than θ is moved to θ's device.
 
     Returns:
         A :class:`FitResult` (params, opt_state, history, status, epoch).
