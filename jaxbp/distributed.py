@@ -336,8 +336,22 @@ def _exit_if_lost() -> None:
 # -- the data layout that fit(devices=...) uses --------------------------------------------
 
 
-def global_count(local_rows: int) -> int:
-    """The number of training rows over all processes (this process holds ``local_rows``)."""
+def fingerprint(X) -> int:
+    """A 63-bit hash of about 1024 rows of X spread over it (to tell shards apart)."""
+    import hashlib
+
+    import numpy as np
+
+    a = np.asarray(X)
+    sample = np.ascontiguousarray(a[:: max(1, len(a) // 1024)])
+    return int.from_bytes(hashlib.blake2b(sample.tobytes(), digest_size=8).digest()) >> 1
+
+
+def global_count(local_rows: int, X=None) -> int:
+    """The number of training rows over all processes (this process holds ``local_rows``).
+
+    With ``X`` (this process's rows), a ValueError if every process holds the same rows:
+    the whole data passed to every process would silently train on it N times over."""
     import jax
     import numpy as np
 
@@ -345,8 +359,14 @@ def global_count(local_rows: int) -> int:
         return int(local_rows)
     from jax.experimental import multihost_utils
 
-    counts = np.asarray(multihost_utils.process_allgather(np.asarray([local_rows], np.int64)))
-    counts = counts.reshape(-1).tolist()
+    mine = [local_rows, 0 if X is None else fingerprint(X)]
+    got = np.asarray(multihost_utils.process_allgather(np.asarray(mine, np.int64)))
+    counts, prints = got.reshape(-1, 2)[:, 0].tolist(), got.reshape(-1, 2)[:, 1].tolist()
+    if X is not None and local_rows > 0 and len(set(prints)) == 1:
+        raise ValueError(
+            f"X: all {len(prints)} processes passed the same rows; each process passes only "
+            "its own shard, X[jaxbp.distributed.shard_rows(n)] (see docs/scale.md)"
+        )
     n = int(sum(counts))
     want = [len(range(n)[shard_rows(n, process=i)]) for i in range(len(counts))]
     if counts != want:

@@ -424,7 +424,7 @@ def fit(
     if multi:  # X holds this process's rows only
         from jaxbp import distributed
 
-        n = distributed.global_count(n)
+        n = distributed.global_count(n, X)
     batch_size = n if batch_size is None else min(batch_size, n)
     optimizer = with_weight_decay(optimizer, weight_decay)
     opt_state = _opt_state(optimizer, params, opt_state)

@@ -56,6 +56,7 @@ def main() -> int:
     p.add_argument("--devices", type=int, default=0)
     p.add_argument("--stall", action="store_true")
     p.add_argument("--warm", action="store_true", help="one small fit before the baseline")
+    p.add_argument("--whole", action="store_true", help="every process passes all rows")
     a = p.parse_args()
 
     from jaxbp import distributed
@@ -73,7 +74,7 @@ def main() -> int:
     import jaxbp
 
     n_dev = a.devices or jax.device_count()
-    part = distributed.shard_rows(a.n) if a.num else slice(0, a.n)
+    part = distributed.shard_rows(a.n) if a.num and not a.whole else slice(0, a.n)
     X, y = rows(a.n, a.d, part)
     net = jaxbp.Net("tanh", "softmax")
     params = jaxbp.init(net, jax.random.key(0), d=a.d, hidden=16, out=3, bias=True)
@@ -104,6 +105,9 @@ def main() -> int:
     except distributed.LostProcess as err:
         print(f"worker {a.index}: error: {err}", file=sys.stderr)
         return distributed.EXIT_LOST
+    except ValueError as err:
+        print(f"worker {a.index}: error: {err}", file=sys.stderr)
+        return 2
     after = vmhwm()
     memory = {"before": before, "after": after, "X_bytes": a.n * a.d * 4, "rows": len(X)}
     (a.out / f"memory-{a.index}.json").write_text(json.dumps(memory))

@@ -207,3 +207,28 @@ def test_shards_cover_every_row_once(n, processes, local):
     assert covered == list(range(n))
     r = distributed.rows_per_device(n, processes * local)
     assert all(len(range(n)[p]) <= local * r for p in parts)
+
+
+def test_the_same_rows_on_every_process_are_refused(monkeypatch):
+    """The whole X passed to each process would train on it N times over: refused."""
+    import jax
+    from jax.experimental import multihost_utils
+
+    X = np.arange(40, dtype=np.float32).reshape(20, 2)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+
+    def gathered(*shards):
+        rows = [np.asarray([len(s), distributed.fingerprint(s)], np.int64) for s in shards]
+        monkeypatch.setattr(multihost_utils, "process_allgather", lambda a: np.stack(rows))
+
+    gathered(X, X)
+    with pytest.raises(ValueError, match="same rows"):
+        distributed.global_count(len(X), X)
+    gathered(X[:10], X[10:])  # each its own half: fine
+    assert distributed.global_count(10, X[:10]) == 20
+    gathered(X[:10], X[:10] + 0)  # equal halves that hold equal values are refused too
+    with pytest.raises(ValueError, match="same rows"):
+        distributed.global_count(10, X[:10])
+    gathered(X[:12], X[12:])  # not the shard_rows layout
+    with pytest.raises(ValueError, match="shard_rows"):
+        distributed.global_count(12, X[:12])
