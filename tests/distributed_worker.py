@@ -79,7 +79,7 @@ def main() -> int:
     net = jaxbp.Net("tanh", "softmax")
     params = jaxbp.init(net, jax.random.key(0), d=a.d, hidden=16, out=3, bias=True)
     warm = dict(
-        optimizer=optax.adam(1e-2),
+        optimizer=optax.sgd(0.1),
         epochs=1,
         batch_size=a.batch,
         key=jax.random.key(1),
@@ -99,7 +99,7 @@ def main() -> int:
     epochs = 10_000 if a.stall else a.epochs
     try:
         result = jaxbp.fit(
-            net, params, X, y, optimizer=optax.adam(1e-2), epochs=epochs, batch_size=a.batch,
+            net, params, X, y, optimizer=optax.sgd(0.1), epochs=epochs, batch_size=a.batch,
             key=jax.random.key(1), progress=False, devices=n_dev, callback=callback,
         )  # fmt: skip
     except distributed.LostProcess as err:
