@@ -108,8 +108,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     rows = [r for n in args.n for r in measure(n, args.d, args.what, args.runs)]
-    print(f"CPU: {cpu_model()}; peak VmHWM, median of {args.runs} fresh processes per call; "
-          f"target: fit's rise <= {TARGET}x the data")
+    print(
+        f"CPU: {cpu_model()}; peak VmHWM, median of {args.runs} fresh processes per call; "
+        f"target: fit's rise <= {TARGET}x the data"
+    )
     print("| call | n | d | data MiB | baseline MiB | peak MiB | rise MiB | rise / data "
           "| target | s |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
