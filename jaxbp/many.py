@@ -38,6 +38,7 @@ from jaxbp.train import (
     checked_validation,
     compile_epoch,
     new_history,
+    on_one_device,
     run_epochs,
     shuffle_order,
 )
@@ -193,6 +194,7 @@ def fit_many(
     orders = _orders(key, m, n)
     batch_size = n if batch_size is None else min(batch_size, n)
     opt_state = _with_hyperparams(jax.vmap(optimizer.init)(params), hyperparams, m)
+    X, Y, Xv, Yv, params, opt_state = on_one_device((X, Y, Xv, Yv, params, opt_state))
     epoch_fn = compile_epoch(net, optimizer, n=n, batch_size=batch_size, grad=grad, many=True)
     state = TrainState(params, opt_state, 0, new_history(net.is_classifier))
     options = LoopOptions(epochs, net.is_classifier, progress=progress, callback=callback)

@@ -441,7 +441,7 @@ def fit(
         X, Y = distributed.place_rows(sharding, n, X, Y)
         Xv, Yv, params, opt_state = distributed.replicate((Xv, Yv, params, opt_state), sharding)
     else:  # the epoch runs where θ is: data on another device is moved there
-        X, Y, Xv, Yv, params, opt_state = _on_one_device((X, Y, Xv, Yv, params, opt_state))
+        X, Y, Xv, Yv, params, opt_state = on_one_device((X, Y, Xv, Yv, params, opt_state))
     epoch_fn = compile_epoch(
         net, optimizer, n=n, batch_size=batch_size, grad=grad, sharding=sharding
     )
@@ -476,7 +476,7 @@ def _multiprocess() -> bool:
     return jax.process_count() > 1
 
 
-def _on_one_device(tree):
+def on_one_device(tree):
     """Every array of ``tree`` on one device: θ's, when θ is on one device, else the default.
 
     Data given on another device than θ (``jax.device_put(X, d1)``) is copied there,

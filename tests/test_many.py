@@ -138,6 +138,11 @@ _SHARDED = textwrap.dedent(
     # θ sharded by an earlier fit(devices=4), resumed without devices=
     again = jaxbp.fit(net, four.params, X1, ds.y_train, **kw)
     assert len(again.params.V.devices()) == 1
+    keys = jax.random.split(jax.random.key(0), 2)
+    many_p = jax.device_put(jaxbp.init_many(net, keys, d=2, hidden=4, out=3), d[0])
+    many = jaxbp.fit_many(net, many_p, X1, ds.y_train, optimizer=optax.adam(1e-2), epochs=1,
+                          batch_size=64, key=keys, progress=False)  # fmt: skip
+    assert many.params.V.devices() == {d[0]}, many.params.V.devices()
     print("sharded ok")
     """
 )
