@@ -46,6 +46,7 @@ def _epoch_fn(net: Net, optimizer, grad: str, n: int, batch_size: int, sharding)
     if sharding is not None and grad is matrix_grad:
         grad = matrix_grad_rows  # the minibatch is split along its samples: keep them leading
     n_full, tail = divmod(n, batch_size)
+    gather = None if sharding is None else sharded_gather(sharding, n)
 
     def step(carry, batch):
         params, opt_state = carry
@@ -67,7 +68,16 @@ def _epoch_fn(net: Net, optimizer, grad: str, n: int, batch_size: int, sharding)
 
     def epoch(params, opt_state, X, Y, order, Xv, Yv, S=None, Sv=None):
         cut = n_full * batch_size
-        if batch_size < n:  # reshuffle every epoch; full-batch GD needs no shuffle
+        if gather is not None:  # X, Y sharded by rows: each device gives the rows it holds
+            order = order if batch_size < n else jnp.arange(n, dtype=jnp.int32)
+            rows = order[:cut].reshape(n_full, batch_size)
+            carry, (losses, corrects) = jax.lax.scan(
+                lambda carry, rows: step(carry, (*gather(X, Y, rows), rows_of(S, rows))),
+                (params, opt_state), rows,
+            )  # fmt: skip
+            last = order[cut:]
+            tail_batch = (*gather(X, Y, last), rows_of(S, last)) if tail else None
+        elif batch_size < n:  # reshuffle every epoch; full-batch GD needs no shuffle
 
             def gathered(carry, rows):  # each minibatch gathered in its step: no shuffled copy of X
                 return step(carry, shard((X[rows], Y[rows], rows_of(S, rows))))
@@ -84,7 +94,8 @@ def _epoch_fn(net: Net, optimizer, grad: str, n: int, batch_size: int, sharding)
             tail_batch = None
         loss_sum, correct_sum = losses.sum(), corrects.sum()
         if tail:
-            carry, (loss_tail, correct_tail) = step(carry, shard(tail_batch))
+            tail_batch = tail_batch if gather is not None else shard(tail_batch)
+            carry, (loss_tail, correct_tail) = step(carry, tail_batch)
             loss_sum, correct_sum = loss_sum + loss_tail, correct_sum + correct_tail
         finite = [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(carry[0])]
         ok = jnp.all(jnp.stack([*finite, jnp.isfinite(loss_sum)]))
@@ -101,6 +112,50 @@ def _epoch_fn(net: Net, optimizer, grad: str, n: int, batch_size: int, sharding)
         return new_params, new_state, stats
 
     return epoch
+
+
+def sharded_gather(sharding, n: int):
+    """``(X, Y, rows) ↦ (X[rows], Y[rows])`` for X, Y sharded by rows over ``sharding``'s
+    data axis (device j holds the global rows [j·r, (j+1)·r), r = ⌈n / devices⌉).
+
+    Every device picks the rows of the minibatch that it holds (zeros elsewhere) and a
+    reduce-scatter (``psum_scatter``) sums the picks, leaving each device its slice of
+    the minibatch; a sum of one row and zeros is exact, so the minibatch is exactly
+    X[rows] of the whole data, whichever device holds each row. A batch that does not
+    split evenly over the devices is summed onto all of them (``psum``). No device ever
+    holds more of X than its shard and one minibatch.
+    """
+    mesh, axis = sharding.mesh, sharding.spec[0]
+    size = mesh.shape[axis]
+    r = -(-n // size)
+    data = jax.sharding.PartitionSpec(axis)
+
+    def picks(A, at, mine):
+        got = A[jnp.clip(at, 0, r - 1)]
+        return jnp.where(mine.reshape(-1, *(1,) * (A.ndim - 1)), got, jnp.zeros_like(got))
+
+    def gather(X, Y, rows):
+        even = rows.shape[0] % size == 0
+
+        def local(Xs, Ys, rows):
+            at = rows - jax.lax.axis_index(axis) * r
+            mine = (at >= 0) & (at < r)
+            xb, yb = picks(Xs, at, mine), picks(Ys, at, mine)
+            joined = yb.dtype == xb.dtype and yb.ndim == 2  # one collective for both
+            batch = jnp.concatenate([xb, yb], axis=1) if joined else (xb, yb)
+            if even:
+                batch = jax.lax.psum_scatter(batch, axis, scatter_dimension=0, tiled=True)
+            else:
+                batch = jax.lax.psum(batch, axis)
+            return (batch[:, : xb.shape[1]], batch[:, xb.shape[1] :]) if joined else batch
+
+        out = data if even else jax.sharding.PartitionSpec()
+        return jax.shard_map(
+            local, mesh=mesh, in_specs=(data, data, jax.sharding.PartitionSpec()),
+            out_specs=(out, out),
+        )(X, Y, rows)  # fmt: skip
+
+    return gather
 
 
 def _counted_jit(fn):
@@ -176,7 +231,19 @@ def data_sharding(devices, batch_size: int):
                 f"devices must be a number, a list of devices or a jax.sharding.Mesh, "
                 f"got {type(devices).__name__}"
             )
-        mesh = jax.sharding.Mesh(np.asarray(list(devices)), ("data",))
+        devices = list(devices)
+        if not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise TypeError(
+                "devices must be a number, a non-empty list of jax devices (jax.devices()) or "
+                f"a jax.sharding.Mesh, got {devices!r:.120}"
+            )
+        twice = sorted({str(d) for d in devices if devices.count(d) > 1})
+        if twice:
+            raise ValueError(
+                f"devices lists {', '.join(twice)} more than once: give each device once "
+                "(devices=[d0, d1], or devices=2)"
+            )
+        mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
     axis = mesh.axis_names[0]
     if batch_size % mesh.shape[axis]:
         raise ValueError(

@@ -38,6 +38,7 @@ from jaxbp.train import (
     checked_validation,
     compile_epoch,
     new_history,
+    on_one_device,
     run_epochs,
     shuffle_order,
 )
@@ -196,6 +197,9 @@ def fit_many(
     orders = _orders(key, m, n)
     batch_size = n if batch_size is None else min(batch_size, n)
     opt_state = _with_hyperparams(jax.vmap(optimizer.init)(params), hyperparams, m)
+    X, Y, Xv, Yv, S, params, opt_state = on_one_device(
+        (X, Y, Xv, Yv, S, params, opt_state), params
+    )
     epoch_fn = compile_epoch(net, optimizer, n=n, batch_size=batch_size, grad=grad, many=True)
     state = TrainState(params, opt_state, 0, new_history(net.is_classifier))
     options = LoopOptions(epochs, net.is_classifier, progress=progress, callback=callback)
@@ -213,6 +217,14 @@ def _orders(key, m: int, n: int):
         if count != m:
             raise ValueError(f"key must be one key or {m} keys (one per model), got {count}")
         shuffle_keys = jax.vmap(jax.random.split)(keys)[:, 1]
-        return lambda k: np.stack([shuffle_order(shuffle_keys[i], k, n) for i in range(m)])
+
+        def each_model(k):  # shuffle_order(shuffle_keys[i], k, n) for every i, one fold_in
+            seeds = np.asarray(jax.random.key_data(jax.vmap(jax.random.fold_in, (0, None))(
+                shuffle_keys, k)))  # fmt: skip
+            return np.stack([np.random.default_rng(s).permutation(n) for s in seeds]).astype(
+                np.int32
+            )
+
+        return each_model
     shuffle_key = jax.random.split(keys)[1]
     return lambda k: shuffle_order(shuffle_key, k, n)

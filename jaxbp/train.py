@@ -296,6 +296,14 @@ def _validation_data(net, params, X, Y, validation, fraction, early_stopping, sp
     return X, Y, Xv, Yv
 
 
+def split_validation(key, X, Y, fraction: float):
+    """(X, Y, Xv, Yv): exactly the split ``fit(..., key=key, validation_fraction=fraction)``
+    makes, for a caller that needs it before ``fit`` (e.g. several processes, each of
+    which then passes its shard and ``validation=(Xv, Yv)``)."""
+    split_key = jax.random.split(check_key(key))[0]
+    return _hold_out(split_key, jnp.asarray(X), jnp.asarray(Y), _validation_size(len(X), fraction))
+
+
 @partial(jax.jit, static_argnums=3)
 def _hold_out(key, X: Array, Y: Array, n_val: int) -> tuple[Array, Array, Array, Array]:
     """(X, Y) in a random order split into training rows and the first ``n_val`` for validation."""
@@ -393,10 +401,17 @@ def fit(
         callback: called as ``callback(epoch, result_so_far)`` after every epoch
             (e.g. to save a checkpoint); if it returns a true value, training stops
             with status ``"stopped"``.
-        devices: data parallelism: a number of devices, a list of devices or a
-            ``jax.sharding.Mesh``. Each minibatch is split along its samples over
-            the devices (``NamedSharding``), θ is replicated, and XLA all-reduces
-            the gradient. ``batch_size`` must be a multiple of the device count.
+        devices: data parallelism: a number of devices, a list of distinct devices or
+            a ``jax.sharding.Mesh``. X and Y are sharded by rows over the devices, θ
+            is replicated; every step each device picks the minibatch rows it holds
+            and a reduce-scatter hands each its slice, and XLA all-reduces the
+            gradient (``jaxbp.epoch.sharded_gather``). The minibatches are those of
+            one device, so θ equals the one-device result up to float32 rounding.
+            ``batch_size`` must be a multiple of the device count. With several
+            processes (``jaxbp.distributed.initialize``), X and Y are this process's
+            rows (``jaxbp.distributed.shard_rows(n)``), the mesh holds every device,
+            and validation data comes as ``validation=``. Without ``devices``, data
+            on another device than θ is moved to θ's device.
         sample_weight: weights sᵢ ≥ 0 (n,), not all 0: each minibatch (the last
             partial one too) steps on Σ sᵢ ℓᵢ / Σ sᵢ over its samples (0 when they all
             weigh 0), and the reported losses and accuracies are weighted means. A
@@ -435,19 +450,47 @@ def fit(
     S = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     split_key, shuffle_key = jax.random.split(check_key(key))
     n_all = X.shape[0]
+    multi = devices is not None and _multiprocess()
+    if multi and validation is None and (validation_fraction is not None or early_stopping):
+        raise ValueError(
+            "validation_fraction (and early_stopping without validation=) hold out rows of "
+            "the whole data, which no process holds: with several processes pass "
+            "validation=(Xv, Yv), the same on every process"
+        )
+    if multi and S is not None:
+        raise ValueError(
+            "sample_weight is not supported with several processes yet: each process would "
+            "need the weights of its own rows; train without it or in one process"
+        )
     X, Y, Xv, Yv = _validation_data(
         net, params, X, Y, validation, validation_fraction, early_stopping, split_key
     )
     S, Sv = _split_weights(S, split_key, n_all, X.shape[0])
     n = X.shape[0]
+    if multi:  # X holds this process's rows only
+        from jaxbp import distributed
+
+        n = distributed.global_count(n, X)
     batch_size = n if batch_size is None else min(batch_size, n)
     optimizer = with_weight_decay(optimizer, weight_decay)
     opt_state = _opt_state(optimizer, params, opt_state)
     sharding = data_sharding(devices, batch_size)
-    if sharding is not None:  # everything replicated; the epoch splits each minibatch
-        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
-        X, Y, Xv, Yv, S, Sv, params, opt_state = jax.device_put(
-            (X, Y, Xv, Yv, S, Sv, params, opt_state), replicated
+    if sharding is not None:  # X, Y sharded by rows, θ replicated (see jaxbp.distributed)
+        from jaxbp import distributed
+
+        if multi and sharding.mesh.size != jax.device_count():
+            raise ValueError(
+                f"devices: with {jax.process_count()} processes the mesh must hold all "
+                f"{jax.device_count()} devices (devices={jax.device_count()}), got "
+                f"{sharding.mesh.size}"
+            )
+        X, Y = distributed.place_rows(sharding, n, X, Y)
+        Xv, Yv, S, Sv, params, opt_state = distributed.replicate(
+            (Xv, Yv, S, Sv, params, opt_state), sharding
+        )
+    else:  # the epoch runs where θ is: data on another device is moved there
+        X, Y, Xv, Yv, S, Sv, params, opt_state = on_one_device(
+            (X, Y, Xv, Yv, S, Sv, params, opt_state), params
         )
     epoch_fn = compile_epoch(
         net, optimizer, n=n, batch_size=batch_size, grad=grad, sharding=sharding
@@ -456,14 +499,48 @@ def fit(
     def usable(p) -> bool:  # checked once, after a divergence only
         return bool(np.isfinite(jax.jit(loss_of)(p, X, Y)))
 
-    def loss_of(p, X, Y):
-        return jnp.mean(forward_pass(net, p, X, Y).loss)
+    def loss_of(p, X, Y):  # rows past n are a sharded layout's padding
+        losses = forward_pass(net, p, X, Y).loss
+        return jnp.sum(jnp.where(jnp.arange(X.shape[0]) < n, losses, 0.0)) / n
 
     options = LoopOptions(epochs, net.is_classifier, early_stopping, progress, callback, usable)
-    return run_epochs(
-        epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv, S, Sv),
+    run = partial(
+        run_epochs, epoch_fn, TrainState(params, opt_state, start, history), (X, Y, Xv, Yv, S, Sv),
         lambda k: shuffle_order(shuffle_key, k, n), options,
     )  # fmt: skip
+    if not multi:
+        return run()
+    try:
+        return run()
+    except Exception as err:  # a failed collective: name the lost process in one line
+        from jaxbp import distributed
+
+        lost = distributed.as_lost_process(err)
+        if lost is None:
+            raise
+        distributed.mark_lost()
+        raise lost from None
+
+
+def _multiprocess() -> bool:
+    return jax.process_count() > 1
+
+
+def on_one_device(tree, params):
+    """Every array of ``tree`` on one device: θ's (``params``), when θ is on one device,
+    else the default.
+
+    Data given on another device than θ (``jax.device_put(X, d1)``) is copied there,
+    instead of failing inside XLA; θ spread over several devices (e.g. a result of
+    ``fit(devices=...)``) is gathered onto the default device.
+    """
+    arrays = [a for a in jax.tree.leaves(tree) if isinstance(a, jax.Array)]
+    where = {d for a in arrays for d in a.devices()}
+    if len(where) <= 1:
+        return tree
+    own = {d for a in jax.tree.leaves(params) if isinstance(a, jax.Array) for d in a.devices()}
+    target = own.pop() if len(own) == 1 else jax.devices()[0]
+    return jax.device_put(tree, target)
 
 
 def _opt_state(optimizer, params: Params, opt_state):

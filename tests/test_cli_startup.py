@@ -39,7 +39,8 @@ def _modules_after(args):
         "    runpy.run_module('jaxbp.cli', run_name='__main__')\n"
         "except SystemExit as e:\n"
         "    code = e.code\n"
-        "print(code, *sorted(m for m in ('jax', 'optax', 'sklearn', 'matplotlib')"
+        "print(code, *sorted(m for m in ('jax', 'optax', 'sklearn', 'matplotlib',"
+        " 'jaxbp.distributed')"
         " if m in sys.modules), file=sys.stderr)\n"
     )
     done = subprocess.run(
@@ -66,6 +67,7 @@ def test_default_train_does_not_import_scikit_learn(tmp_path):
     modules = _modules_after(["train", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")])
     assert modules[0] == "0" and "jax" in modules and "matplotlib" in modules
     assert "sklearn" not in modules
+    assert "jaxbp.distributed" not in modules  # only multi-process runs start the runtime
 
 
 def test_python_m_jaxbp_cli_help_does_not_import_jax():

@@ -119,6 +119,30 @@ _SHARDED = textwrap.dedent(
         assert "multiple of the 4 devices" in str(err), err
     else:
         raise AssertionError("batch_size 63 on 4 devices was accepted")
+    d = jax.devices()
+    for bad, kind, words in (([d[0], d[0]], ValueError, "more than once"),
+                             ([0, 1], TypeError, "list of jax devices")):
+        try:
+            jaxbp.fit(net, p, ds.X_train, ds.y_train, **kw, devices=bad)
+        except kind as err:
+            assert "devices" in str(err) and words in str(err), err
+        else:
+            raise AssertionError(f"devices={bad} was accepted")
+    # data on another device than θ: moved to θ's device, the same result
+    X1 = jax.device_put(np.asarray(ds.X_train), d[1])
+    p2 = jax.device_put(p, d[2])
+    moved = jaxbp.fit(net, p2, X1, ds.y_train, **kw)
+    assert moved.params.V.devices() == {d[2]}, moved.params.V.devices()
+    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(moved.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    # θ sharded by an earlier fit(devices=4), resumed without devices=
+    again = jaxbp.fit(net, four.params, X1, ds.y_train, **kw)
+    assert len(again.params.V.devices()) == 1
+    keys = jax.random.split(jax.random.key(0), 2)
+    many_p = jax.device_put(jaxbp.init_many(net, keys, d=2, hidden=4, out=3), d[0])
+    many = jaxbp.fit_many(net, many_p, X1, ds.y_train, optimizer=optax.adam(1e-2), epochs=1,
+                          batch_size=64, key=keys, progress=False)  # fmt: skip
+    assert many.params.V.devices() == {d[0]}, many.params.V.devices()
     print("sharded ok")
     """
 )

@@ -55,8 +55,9 @@ def _explain(args) -> int:
 
 
 def _train(args) -> int:
-    from jaxbp.cli import commands
+    from jaxbp.cli import commands, multiprocess
 
+    multiprocess.start(args)  # several processes: JAX's distributed runtime, before any array
     return commands.train_command(args)
 
 

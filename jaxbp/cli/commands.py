@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp.cli import interrupt, runs
+from jaxbp.cli import interrupt, multiprocess, runs
 from jaxbp.cli.config import VALIDATION_FRACTION, ConfigError, RunConfig
 from jaxbp.evaluation import class_probabilities, evaluate, predict
 from jaxbp.many import fit_many, init_many
@@ -65,9 +65,11 @@ def train_command(args) -> int:
         cfg.with_data(ds), run_id=new_run_id(), fingerprint=fingerprint(cfg.data, seed=cfg.seed)
     )
     out = Path(args.out) if args.out else runs.default_folder(cfg)
-    created = runs.create_folder(out)
-    with writer_lock(out):
-        runs.prepare_folder(out, overwrite=args.overwrite)
+    writer = multiprocess.is_writer()  # with several processes, only process 0 writes
+    created = runs.create_folder(out) if writer else False
+    with _writer_lock(out):
+        if writer:
+            runs.prepare_folder(out, overwrite=args.overwrite)
         run = RunFolder(out, cfg.run_id, created=created)
         try:
             if cfg.seeds > 1:
@@ -78,9 +80,18 @@ def train_command(args) -> int:
             print(f"jaxbp train: {_describe(cfg, ds)} → {out}", file=sys.stderr)
             return _train(cfg, ds, run, params, None, fit_key, quiet=args.quiet)
         except BaseException:
-            if not (out / runs.CHECKPOINT).exists() and not (out / runs.SWEEP).exists():
+            ended_empty = not (out / runs.CHECKPOINT).exists() and not (out / runs.SWEEP).exists()
+            if writer and ended_empty:
                 run.abandon()  # a run folder is resumable or absent
             raise
+
+
+def _writer_lock(out: Path):
+    """The run folder's writer lock; processes other than 0 of a multi-process run write
+    nothing, so they take none (process 0 holds it for all of them)."""
+    import contextlib
+
+    return writer_lock(out) if multiprocess.is_writer() else contextlib.nullcontext()
 
 
 def _task_rule(ds) -> str:
@@ -113,7 +124,7 @@ def _resume(args, flags) -> int:
         raise ConfigError(f"{out} is a --seeds sweep; it cannot be resumed")
     cfg, notes = stored.resumed_with(flags)
     use_precision(cfg)
-    with writer_lock(out):
+    with _writer_lock(out):
         runs.check_data_unchanged(cfg, "the resumed run's data")
         ds = cfg.load_data()
         if cfg.with_data(ds) != cfg:
@@ -163,17 +174,22 @@ def _train(
     )  # fmt: skip
     interrupt.check()  # a signal while loading or preparing: nothing to save yet
     try:
+        data = multiprocess.fit_data(ds.X_train, labels(cfg, ds.y_train), fit_key,
+                                     VALIDATION_FRACTION, cfg.devices)  # fmt: skip
         result = fit(
-            net, state.params, ds.X_train, labels(cfg, ds.y_train),
+            net, state.params, data.pop("X"), data.pop("Y"),
             optimizer=cfg.make_optimizer(len(ds.X_train)), epochs=cfg.epochs - state.epoch,
             batch_size=cfg.batch_size, key=fit_key, grad=cfg.grad,
-            validation_fraction=VALIDATION_FRACTION, early_stopping=cfg.early_stopping,
-            progress=not quiet and sys.stderr.isatty(), state=state, callback=saver,
-            devices=cfg.devices, sample_weight=cfg.sample_weights(ds.y_train, ds.w_train),
+            early_stopping=cfg.early_stopping,
+            progress=not quiet and sys.stderr.isatty(), state=state,
+            callback=saver if multiprocess.is_writer() else multiprocess.follower_callback,
+            sample_weight=cfg.sample_weights(ds.y_train, ds.w_train), **data,
         )  # fmt: skip
     except Interrupted as stop:  # the second signal: the last finished epoch
         result = stop.result
     interrupt.finishing()
+    if not multiprocess.is_writer():  # process 0 writes the run folder and the summary
+        return EXIT_DIVERGED if result.status == "diverged" else 0
     unsaved = result.epoch > state.epoch and saver.saved_epoch != result.epoch
     if unsaved or (result.status != "stopped" and not saver.committed):
         saver.save(result)  # an interrupted run with no epoch done saves nothing

@@ -211,6 +211,10 @@ def _add_train(sub) -> None:
         help="split each minibatch over N devices (data parallel; batch size a multiple "
         "of N; on a CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)",
     )
+    p.add_argument("--coordinator", metavar="HOST:PORT", help="several processes: process 0's "
+                   "address (or JAX_COORDINATOR_ADDRESS; Slurm is detected)")  # fmt: skip
+    p.add_argument("--num-processes", type=positive_int, metavar="N", help="processes in all")
+    p.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<data>-<time>)")
     p.add_argument(
         "--overwrite", action="store_true", help="replace the run files in an existing --out folder"
