@@ -113,6 +113,12 @@ def use_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def _playground(args) -> int:
+    from jaxbp.cli import playground
+
+    return playground.run(args)
+
+
 _COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
@@ -120,6 +126,7 @@ _COMMANDS = {
     "gradcheck": _gradcheck,
     "explain": _explain,
     "experiment": _experiment,
+    "playground": _playground,
 }
 
 
