@@ -10,8 +10,9 @@ Protocol on ``/ws`` (JSON text from the page; JSON text or binary frames back):
 - ``point`` {x} or {index, split}: the BP equations there (``equations``);
   ``probe`` {x}: f(x) (``probe``); ``upload`` {name, text}: a CSV (``uploaded``);
   ``export`` {name}: a run folder in the export root (``exported``);
-- ``ack``: the page drew a frame. While playing, the server keeps at most
-  :data:`FRAMES_AHEAD` frames unacknowledged, so a slow page is never flooded.
+- ``ack`` {seq}: the page drew frame ``seq`` (and those before). While playing, the
+  server keeps at most :data:`FRAMES_AHEAD` frames unacknowledged, so a slow page is
+  never flooded.
 
 Binary frames: see :func:`jaxbp.playground.session.encode_frame`. Every user mistake
 becomes ``{"type": "error", "message": ...}``; the session goes on. Anything else is
@@ -52,7 +53,7 @@ class Tab:
     def __init__(self, ws: WebSocket, session: Session, export_root: Path):
         self.ws, self.session, self.export_root = ws, session, export_root
         self.lock = anyio.Lock()  # one computation at a time on this session
-        self.unacknowledged = 0  # frames sent that the page has not drawn yet
+        self.acked_seq = 0  # the last frame the page has drawn
         self.acked = asyncio.Event()
         self.player: asyncio.Task | None = None
 
@@ -64,9 +65,7 @@ class Tab:
         await self.ws.send_text(json.dumps(doc, allow_nan=False))
 
     async def frame(self, train: bool) -> None:
-        message = await self.run(self.session.frame, train)
-        self.unacknowledged += 1
-        await self.ws.send_bytes(message)
+        await self.ws.send_bytes(await self.run(self.session.frame, train))
 
     async def setup(self) -> None:
         await self.send(self.session.describe())
@@ -81,7 +80,7 @@ class Tab:
     async def _play(self) -> None:
         s = self.session
         while s.playing:
-            while self.unacknowledged >= FRAMES_AHEAD and s.playing:
+            while s.seq - self.acked_seq >= FRAMES_AHEAD and s.playing:
                 self.acked.clear()
                 await self.acked.wait()
             if not s.playing:
@@ -111,7 +110,9 @@ class Tab:
         kind = msg.get("type")
         s = self.session
         if kind == "ack":
-            self.unacknowledged = max(0, self.unacknowledged - 1)
+            seq = msg.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                self.acked_seq = max(self.acked_seq, min(seq, s.seq))
             self.acked.set()
         elif kind == "play":
             s._check_can_train()

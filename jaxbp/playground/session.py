@@ -45,6 +45,7 @@ class Session:
         self.upload: datasets.Upload | None = upload
         self.speed = "1 epoch"
         self.timing = {"step": 0.0, "views": 0.0, "encode": 0.0}
+        self.seq = 0  # frames made so far; the page acknowledges them by number
         self.apply(settings or Settings())
 
     # -- configuration ------------------------------------------------------------------
@@ -195,6 +196,7 @@ class Session:
         v = self.views()
         t2 = time.perf_counter()
         self._record(v)
+        self.seq += 1
         message = encode_frame(self._frame_header(v), self._frame_arrays(v))
         t3 = time.perf_counter()
         self.timing = {"step": t1 - t0, "views": t2 - t1, "encode": t3 - t2}
@@ -214,7 +216,7 @@ class Session:
     def _frame_header(self, v: dict) -> dict:
         fresh = self.curves[self.sent_curves :]
         header = {
-            "type": "frame", "generation": self.generation, "epoch": self.epoch,
+            "type": "frame", "seq": self.seq, "generation": self.generation, "epoch": self.epoch,
             "progress": self.progress, "steps": self.steps, "playing": self.playing,
             "diverged": self.diverged, "train_loss": float(v["train_loss"]),
             "test_loss": float(v["test_loss"]), "gradcheck": float(v["gradcheck"]),

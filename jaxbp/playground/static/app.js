@@ -105,7 +105,7 @@ function drawPending() {
     frame = latest;
     drawFrame();
   }
-  for (let i = 0; i < frames.length; i++) send({ type: "ack" });
+  send({ type: "ack", seq: latest.header.seq });
 }
 
 // ---------------------------------------------------------------------------------------
