@@ -396,3 +396,70 @@ def test_jaxbp_and_its_help_import_no_web_server():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# The command
+
+
+def _start(*flags: str) -> tuple[subprocess.Popen, str]:
+    """``jaxbp playground --no-browser --port 0 FLAGS`` and the URL it prints."""
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxbp.cli", "playground", "--no-browser", "--port", "0", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    lines, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        found = re.search(r"serving on (http://[\d.]+:\d+/)", line)
+        if found:
+            return proc, found.group(1), lines
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"the server did not start: {''.join(lines)}")
+
+
+def _interrupt(proc: subprocess.Popen) -> str:
+    """Ctrl-C, then the rest of the output; the process must end within 20 s."""
+    import os
+    import signal
+
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        rest, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+        raise AssertionError("Ctrl-C did not stop the server within 20 s") from None
+    return rest
+
+
+def test_ctrl_c_stops_the_server_with_a_tab_open(tmp_path):
+    from websockets.sync.client import connect
+
+    proc, url, _ = _start("--export-dir", str(tmp_path))
+    assert url.startswith("http://127.0.0.1:")
+    with connect(url.replace("http", "ws") + "ws", open_timeout=30) as ws:
+        assert json.loads(ws.recv(timeout=60))["type"] == "setup"
+        ws.recv(timeout=30)
+        rest = _interrupt(proc)
+    assert proc.returncode == 0, rest
+    assert "stopped" in rest and "Traceback" not in rest
+    assert list(tmp_path.iterdir()) == []  # nothing written without an export
+
+
+def test_another_host_is_served_with_a_warning():
+    proc, url, lines = _start("--host", "127.0.0.2")
+    rest = _interrupt(proc)
+    assert url.startswith("http://127.0.0.2:")
+    assert any("warning: listening on 127.0.0.2" in line for line in [*lines, rest])

@@ -97,14 +97,14 @@ def run(args) -> int:
             port = s.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    print(f"jaxbp playground: serving on {url} (Ctrl-C stops)", flush=True)
-    if not args.no_browser:
 
-        def open_when_up():
-            if server.wait_until_up(url + "health"):
+    def announce_when_up():  # the URL is printed once the server answers on it
+        if server.wait_until_up(url + "health"):
+            print(f"jaxbp playground: serving on {url} (Ctrl-C stops)", flush=True)
+            if not args.no_browser:
                 webbrowser.open(url)
 
-        threading.Thread(target=open_when_up, daemon=True).start()
+    threading.Thread(target=announce_when_up, daemon=True).start()
     server.serve(app, host, port)
     print("jaxbp playground: stopped", file=sys.stderr)
     return 0

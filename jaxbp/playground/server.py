@@ -264,7 +264,10 @@ def serve(app: Starlette, host: str, port: int) -> None:
         app, host=host, port=port, log_level="warning", ws_max_size=MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=2, lifespan="off",
     )  # fmt: skip
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn has closed the sockets and re-raises the Ctrl-C
+        pass
 
 
 def wait_until_up(url: str, timeout: float = 30.0) -> bool:

@@ -18,6 +18,7 @@ let selected = null;     // clicked point {x} or {index, split}
 let hoverEdge = null;
 let playing = false;
 let lastProbe = 0;
+const initialQuery = new URLSearchParams(location.search);   // read before the page rewrites it
 
 // ---------------------------------------------------------------------------------------
 // Messages
@@ -51,7 +52,7 @@ function connect() {
         first = false;
         const fromUrl = settingsFromUrl();
         if (fromUrl) send({ type: "settings", settings: fromUrl });
-        const speed = new URLSearchParams(location.search).get("speed");
+        const speed = initialQuery.get("speed");
         if (speed) { $("speed").value = speed; send({ type: "speed", value: speed }); }
       }
     } else if (msg.type === "error") {
@@ -152,7 +153,7 @@ function sendSettings() {
 }
 
 function settingsFromUrl() {
-  const q = new URLSearchParams(location.search);
+  const q = initialQuery;
   const doc = {};
   let any = false;
   for (const name of FIELDS) if (q.has(name)) { doc[name] = q.get(name); any = true; }
