@@ -103,7 +103,8 @@ def server_fps(seconds: float) -> dict:
             for speed in SPEEDS:
                 ws.send(json.dumps({"type": "speed", "value": speed}))
                 ws.send(json.dumps({"type": "play"}))
-                frames, start, counting = 0, None, time.monotonic() + 3  # 3 s warm-up
+                # warm-up (compilation included): the first 3 s and at least 30 frames
+                frames, start, counting, seen = 0, None, time.monotonic() + 3, 0
                 while True:
                     message = ws.recv(timeout=60)
                     if isinstance(message, str):
@@ -111,8 +112,8 @@ def server_fps(seconds: float) -> dict:
                     (length,) = struct.unpack("<I", message[:4])
                     seq = json.loads(message[4 : 4 + length])["seq"]
                     ws.send(json.dumps({"type": "ack", "seq": seq}))
-                    now = time.monotonic()
-                    if now >= counting:
+                    now, seen = time.monotonic(), seen + 1
+                    if now >= counting and seen > 30:
                         if start is None:
                             start = now
                         else:
