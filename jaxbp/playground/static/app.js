@@ -98,6 +98,7 @@ function drawPending() {
   const frames = pending;
   pending = [];
   for (const f of frames) {
+    if (!setup || f.header.generation !== setup.generation) continue;   // an older setup's
     if (f.header.curves_reset) curves = [];
     curves.push(...f.header.curves);
   }
@@ -148,7 +149,12 @@ function writeControls(s) {
   }
 }
 
+function working() {
+  $("timing").textContent = "working… (a new setup compiles its functions first)";
+}
+
 function sendSettings() {
+  working();
   send({ type: "settings", settings: readControls(), keep_playing: playing });
 }
 
@@ -187,7 +193,7 @@ function wireControls() {
   }
   $("play").addEventListener("click", () => {
     if (playing) { send({ type: "pause" }); setPlaying(false); }
-    else { show(""); send({ type: "play" }); setPlaying(true); }
+    else { show(""); working(); send({ type: "play" }); setPlaying(true); }
   });
   $("step").addEventListener("click", () => { setPlaying(false); send({ type: "step" }); });
   $("epoch-button").addEventListener("click", () => { setPlaying(false); send({ type: "epoch" }); });
@@ -195,6 +201,12 @@ function wireControls() {
   $("speed").addEventListener("change", () => {
     send({ type: "speed", value: $("speed").value });
     if (setup) saveUrl(setup.settings);
+  });
+  $("point-button").addEventListener("click", () => {
+    const index = Number($("point-index").value);
+    selected = { index, split: "train" };
+    send({ type: "point", index: Number.isInteger(index) ? index : -1, split: "train" });
+    if (frame && setup.plane) drawPlane();
   });
   $("export").addEventListener("click", () => send({ type: "export", name: $("export-name").value.trim() }));
   $("file").addEventListener("change", () => {
@@ -402,6 +414,7 @@ function drawSelected(ctx, canvas) {
   if (!selected) return;
   let x = selected.x;
   if (selected.index !== undefined) x = (selected.split === "train" ? setup.X_train : setup.X_test)[selected.index];
+  if (!x) return;
   let [px, py] = toCanvas(x, canvas);
   if (setup.d === 1) py = canvas.height / 2;
   ctx.strokeStyle = "#000"; ctx.lineWidth = 2;
