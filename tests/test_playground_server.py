@@ -425,7 +425,7 @@ def _start(*flags: str) -> tuple[subprocess.Popen, str]:
             return proc, found.group(1), lines
         if not line and proc.poll() is not None:
             break
-    proc.kill()
+    _kill(proc)
     raise AssertionError(f"the server did not start: {''.join(lines)}")
 
 
@@ -448,11 +448,14 @@ def test_ctrl_c_stops_the_server_with_a_tab_open(tmp_path):
     from websockets.sync.client import connect
 
     proc, url, _ = _start("--export-dir", str(tmp_path))
-    assert url.startswith("http://127.0.0.1:")
-    with connect(url.replace("http", "ws") + "ws", open_timeout=30) as ws:
-        assert json.loads(ws.recv(timeout=60))["type"] == "setup"
-        ws.recv(timeout=30)
-        rest = _interrupt(proc)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        with connect(url.replace("http", "ws") + "ws", open_timeout=30) as ws:
+            assert json.loads(ws.recv(timeout=60))["type"] == "setup"
+            ws.recv(timeout=30)
+            rest = _interrupt(proc)
+    finally:
+        _kill(proc)
     assert proc.returncode == 0, rest
     assert "stopped" in rest and "Traceback" not in rest
     assert list(tmp_path.iterdir()) == []  # nothing written without an export
@@ -460,6 +463,21 @@ def test_ctrl_c_stops_the_server_with_a_tab_open(tmp_path):
 
 def test_another_host_is_served_with_a_warning():
     proc, url, lines = _start("--host", "127.0.0.2")
-    rest = _interrupt(proc)
+    try:
+        rest = _interrupt(proc)
+    finally:
+        _kill(proc)
     assert url.startswith("http://127.0.0.2:")
     assert any("warning: listening on 127.0.0.2" in line for line in [*lines, rest])
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop the server's process group if it still runs (a failed test leaves nothing)."""
+    import os
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    if proc.stdout and not proc.stdout.closed:
+        proc.stdout.close()
