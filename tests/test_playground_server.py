@@ -369,6 +369,18 @@ def test_export_writes_a_run_folder_that_evaluate_reads(client, app, capsys):
     assert f"accuracy  {100 * header['test_accuracy']:.2f}%" in shown
 
 
+def test_export_never_writes_outside_its_folder(client, app, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    app.state.export_root.mkdir(parents=True)
+    (app.state.export_root / "link").symlink_to(elsewhere)
+    with client.websocket_connect("/ws") as ws:
+        opened(ws)
+        ws.send_json({"type": "export", "name": "link"})
+        assert "symbolic link" in next_text(ws)["message"]
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_export_refuses_a_split_that_evaluate_cannot_reload(client):
     with client.websocket_connect("/ws") as ws:
         setup, _ = opened(ws)

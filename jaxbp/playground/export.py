@@ -44,27 +44,33 @@ def export(session: Session, root: Path, name: str) -> Path:
             "export needs the 20 % test split: jaxbp evaluate and --resume split the data "
             "80/20 again; set the test fraction to 0.2 and train again"
         )
+    if out.is_symlink():
+        raise Refused(f"{out} is a symbolic link; exports are written only inside {root}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Refused(f"{out} already exists and is not an empty folder; choose another name")
-    Path(root).mkdir(parents=True, exist_ok=True)
-    runs.prepare_folder(out, overwrite=False)
+    existed = out.exists()
     try:
         return write_run(out, session)
     except BaseException:
-        for leftover in ("history.json", "history.csv", runs.CHECKPOINT, runs.CONFIG, DATA_FILE):
-            (out / leftover).unlink(missing_ok=True)
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        if out.is_dir():  # it was empty or absent: everything in it is this export's
+            for leftover in out.iterdir():
+                if leftover.is_file() and not leftover.is_symlink():
+                    leftover.unlink()
+            if not existed and not any(out.iterdir()):
+                out.rmdir()
         raise
 
 
 def write_run(out: Path, session: Session) -> Path:
-    """The run folder's files, through ``jaxbp.cli.runs`` (config, checkpoint, history).
+    """The run folder's files, through ``jaxbp.cli.runs`` (config, checkpoint, history):
+    the one function here that writes a run folder.
 
     The data is named so that ``cfg.load_data()`` gives exactly the session's split:
     the built-in name and seed, or ``data.csv`` in the folder; the reloaded split is
     compared with the session's, and the export refused if they differ.
     """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.prepare_folder(out, overwrite=False)
     source, cfg = session.source, session.cfg
     if source.kind == "name":
         cfg = dataclasses.replace(cfg, data=session.settings.data, target=None)
