@@ -7,8 +7,6 @@ The web server (Starlette, uvicorn) is imported here, when the command runs, nev
 from __future__ import annotations
 
 import sys
-import threading
-import webbrowser
 from pathlib import Path
 
 from jaxbp.cli.parser import positive_int
@@ -75,6 +73,8 @@ def run(args) -> int:
         )
         return 2
     import socket
+    import threading
+    import webbrowser
 
     from jaxbp.playground import server, settings
 
