@@ -456,7 +456,7 @@ def _interrupt(proc: subprocess.Popen) -> str:
     return rest
 
 
-def test_ctrl_c_stops_the_server_with_a_tab_open(tmp_path):
+def test_ctrl_c_stops_the_server_while_a_tab_trains(tmp_path):
     from websockets.sync.client import connect
 
     proc, url, _ = _start("--export-dir", str(tmp_path))
@@ -465,6 +465,10 @@ def test_ctrl_c_stops_the_server_with_a_tab_open(tmp_path):
         with connect(url.replace("http", "ws") + "ws", open_timeout=30) as ws:
             assert json.loads(ws.recv(timeout=60))["type"] == "setup"
             ws.recv(timeout=30)
+            ws.send(json.dumps({"type": "play"}))  # stopped while training
+            for _ in range(3):
+                frame = ws.recv(timeout=60)
+                ws.send(json.dumps({"type": "ack", "seq": decode(frame)[0]["seq"]}))
             rest = _interrupt(proc)
     finally:
         _kill(proc)
