@@ -197,11 +197,36 @@ def test_digits_show_curves_confusion_and_weight_images(page):
     assert len(page.query_selector_all("#weights canvas")) == 16
 
 
+def sessions(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "health", timeout=10) as answer:
+        return int(answer.read().decode().split()[1])
+
+
+def test_each_tab_has_a_session_freed_when_it_closes(browser, server):
+    url = server[0]
+    before = sessions(url)
+    context = browser.new_context()
+    tabs = [context.new_page() for _ in range(2)]
+    for tab in tabs:
+        tab.goto(url)
+        tab.wait_for_function("document.getElementById('test-accuracy').textContent !== '–'")
+    assert sessions(url) == before + 2
+    tabs[0].close()
+    deadline = time.monotonic() + 20
+    while sessions(url) != before + 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sessions(url) == before + 1
+    context.close()
+
+
 def test_the_url_reproduces_a_setup(browser, server):
     context = browser.new_context()
     tab = context.new_page()
     errors = []
     tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     tab.goto(server[0] + "?data=blobs&centers=4&activation=relu&hidden=8&optimizer=sgd&lr=0.1")
     tab.wait_for_function("document.getElementById('legend').children.length === 4")
     assert tab.input_value("#activation") == "relu" and tab.input_value("#hidden") == "8"
