@@ -367,6 +367,11 @@ def test_export_writes_a_run_folder_that_evaluate_reads(client, app, capsys):
     shown = capsys.readouterr().out
     assert f"loss      {header['test_loss']:.4f}" in shown
     assert f"accuracy  {100 * header['test_accuracy']:.2f}%" in shown
+    assert main(["predict", "--run", str(run), "--input", str(run / "data.csv")]) == 0
+    predictions = capsys.readouterr().out.splitlines()
+    assert predictions[0] == "prediction" and len(predictions) == 101
+    assert main(["train", "--resume", str(run), "--epochs", "5", "--quiet"]) == 0
+    assert "epochs               5 of 5" in capsys.readouterr().out
 
 
 def test_export_never_writes_outside_its_folder(client, app, tmp_path):
