@@ -92,7 +92,7 @@ def page(browser, server):
     tab.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error"
            else None)  # fmt: skip
     tab.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    tab.set_default_timeout(30_000)
+    tab.set_default_timeout(90_000)  # a new setup compiles first: slow on a busy machine
     tab.goto(server[0])
     tab.wait_for_function("document.getElementById('test-accuracy').textContent !== '–'")
     yield tab
@@ -204,21 +204,26 @@ def sessions(url: str) -> int:
         return int(answer.read().decode().split()[1])
 
 
+def wait_for_sessions(url: str, count: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while (now := sessions(url)) != count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return now
+
+
 def test_each_tab_has_a_session_freed_when_it_closes(browser, server):
     url = server[0]
-    before = sessions(url)
+    assert wait_for_sessions(url, 0) == 0  # the other tests' tabs are closed
     context = browser.new_context()
     tabs = [context.new_page() for _ in range(2)]
     for tab in tabs:
         tab.goto(url)
         tab.wait_for_function("document.getElementById('test-accuracy').textContent !== '–'")
-    assert sessions(url) == before + 2
+    assert sessions(url) == 2
     tabs[0].close()
-    deadline = time.monotonic() + 20
-    while sessions(url) != before + 1 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert sessions(url) == before + 1
+    assert wait_for_sessions(url, 1) == 1
     context.close()
+    assert wait_for_sessions(url, 0) == 0
 
 
 def test_the_url_reproduces_a_setup(browser, server):

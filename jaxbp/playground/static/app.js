@@ -18,6 +18,7 @@ let selected = null;     // clicked point {x} or {index, split}
 let hoverEdge = null;
 let playing = false;
 let lastProbe = 0;
+let hoverAt = null;      // the plane point under the mouse: f(x) there is re-read while training
 const initialQuery = new URLSearchParams(location.search);   // read before the page rewrites it
 
 // ---------------------------------------------------------------------------------------
@@ -142,6 +143,7 @@ function writeControls(s) {
   for (const name of FIELDS) {
     const el = $(name);
     const value = s[name];
+    if (el === document.activeElement && el.type === "text") continue;   // being typed in
     if (el.type === "checkbox") el.checked = !!value;
     else if (el.tagName === "SELECT" && name !== "target") el.value = value;
     else if (name !== "target") el.value = value === null || value === undefined ? "" : value;
@@ -221,7 +223,7 @@ function wireControls() {
   });
   const plane = $("plane");
   plane.addEventListener("mousemove", onPlaneMove);
-  plane.addEventListener("mouseleave", () => { $("hover").textContent = "hover the plane for f(x); click a point for the BP equations"; });
+  plane.addEventListener("mouseleave", () => { hoverAt = null; $("hover").textContent = "hover the plane for f(x); click a point for the BP equations"; });
   plane.addEventListener("click", onPlaneClick);
   const net = $("network");
   net.addEventListener("mousemove", onNetworkMove);
@@ -230,6 +232,7 @@ function wireControls() {
 
 function onSetup(msg) {
   setup = msg;
+  hoverAt = null;
   fillSelect("activation", msg.choices.activation, msg.settings.activation);
   fillSelect("optimizer", msg.choices.optimizer, msg.settings.optimizer);
   fillSelect("schedule", msg.choices.schedule, msg.settings.schedule);
@@ -296,6 +299,8 @@ function drawFrame() {
   if (setup.d <= 16) drawNetwork();
   drawCurves();
   if (hoverEdge) showEdge(hoverEdge);
+  const now = performance.now();
+  if (hoverAt && setup.plane && now - lastProbe > 200) { lastProbe = now; send({ type: "probe", x: hoverAt }); }
 }
 
 // -- the plane -----------------------------------------------------------------------------
@@ -357,7 +362,7 @@ function drawRegions(ctx, canvas, regions) {
       const w = regions.data[p * C + c] / 255;
       r += w * rgb[c % 10][0]; g += w * rgb[c % 10][1]; b += w * rgb[c % 10][2];
     }
-    image.data.set([255 - 0.45 * (255 - r), 255 - 0.45 * (255 - g), 255 - 0.45 * (255 - b), 255], 4 * p);
+    image.data.set([255 - 0.55 * (255 - r), 255 - 0.55 * (255 - g), 255 - 0.55 * (255 - b), 255], 4 * p);
   }
   blit(ctx, canvas, image, G);
 }
@@ -433,7 +438,8 @@ function onPlaneMove(event) {
   if (now - lastProbe < 60) return;
   lastProbe = now;
   const [px, py] = canvasXY(event, $("plane"));
-  send({ type: "probe", x: fromCanvas(px, py, $("plane")) });
+  hoverAt = fromCanvas(px, py, $("plane"));
+  send({ type: "probe", x: hoverAt });
 }
 
 function drawProbe(msg) {
