@@ -502,3 +502,21 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     if proc.stdout and not proc.stdout.closed:
         proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--data", "nope"], "data set: 'nope' is not one of"),
+        (["--data", "{tmp}/missing.csv"], "no such file"),
+        (["--data", "{tmp}/short.csv"], "short.csv: needs at least 4 data rows"),
+    ],
+)
+def test_a_bad_first_data_set_is_one_line_before_serving(tmp_path, capsys, flags, words):
+    from jaxbp.cli import main
+
+    (tmp_path / "short.csv").write_text("a,b\n1,x\n")
+    flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
+    assert main(["playground", "--no-browser", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxbp playground: error: ") and words in err and err.count("\n") == 1

@@ -87,7 +87,11 @@ def run(args) -> int:
             file=sys.stderr,
         )
     initial, upload = _initial(args)
-    settings.parse(initial)  # a bad --data fails here, as a one-line error
+    from jaxbp.playground import datasets
+
+    first = settings.parse(initial)  # a bad --data or CSV fails here, as a one-line error
+    ds, _ = datasets.load(first, upload)
+    first.run.with_data(ds)
     app = server.create_app(export_root=args.export_dir, limit=args.max_sessions,
                             initial=initial, upload=upload)  # fmt: skip
     port = args.port
