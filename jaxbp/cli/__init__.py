@@ -197,6 +197,12 @@ def _with_cache_fallback(run, args) -> int:
         return run(args)
 
 
+def _playground(args) -> int:
+    from jaxbp.cli import playground
+
+    return playground.run(args)
+
+
 _COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
@@ -204,6 +210,7 @@ _COMMANDS = {
     "gradcheck": _gradcheck,
     "explain": _explain,
     "experiment": _experiment,
+    "playground": _playground,
 }
 
 

@@ -56,11 +56,7 @@ def explain(
             net, jax.random.key(seed), n=None, d=d, hidden=hidden, K=out, bias=bias
         )
         y = check_targets(net, params, y, x_ndim=1)
-        cache = forward_cache(net, params, x, y)
-        grads = manual_grad(net, params, x, y)
-        d_o, d_z, oracle = _autodiff(net, params, x, y)
-        delta = net.loss_head.delta(cache.o, y)
-        dz = params.W.T @ delta
+        forward, backward = equations(net, params, x, y)
         lines = [
             f"One sample through f(x) = h(W σ(Vx)) with σ = {activation}, head = {head}"
             f"{f' (h = {output})' if output else ''}, d={d}, M={hidden}, K={out}, seed={seed}"
@@ -74,27 +70,47 @@ def explain(
         ]
         if bias:
             lines += [f"  b     = {_fmt(params.b, 10)}", f"  c     = {_fmt(params.c, 10)}"]
-        lines += [
-            "",
-            "Forward pass (store Vx, z, Wz, f, ℓ)",
-            _block("Vx" + (" + b" if bias else ""), cache.a),
-            _block("z = σ(Vx" + (" + b)" if bias else ")"), cache.z),
-            _block("Wz" + (" + c" if bias else ""), cache.o),
-            _block("f = h(Wz)", cache.f),
-            _block(net.loss_head.loss_formula, cache.loss),
-            "",
-            "Backward pass (hand-written | jax.grad | largest |difference|)",
-            _compare(net.loss_head.delta_formula + "   (δ = ∂ℓ/∂(Wz))", delta, d_o),
-            _compare("∂ℓ/∂W = δ zᵀ", grads.W, oracle.W),
-            _compare("∂ℓ/∂z = Wᵀ δ", dz, d_z),
-            _compare("∂ℓ/∂V = (Wᵀδ ⊙ σ′(Vx)) xᵀ", grads.V, oracle.V),
-        ]
-        if bias:
-            lines += [
-                _compare("∂ℓ/∂b = Wᵀδ ⊙ σ′(Vx)", grads.b, oracle.b),
-                _compare("∂ℓ/∂c = δ", grads.c, oracle.c),
-            ]
+        lines += ["", "Forward pass (store Vx, z, Wz, f, ℓ)"]
+        lines += [_block(title, value) for title, value in forward]
+        lines += ["", "Backward pass (hand-written | jax.grad | largest |difference|)"]
+        lines += [_compare(title, manual, oracle) for title, manual, oracle in backward]
     return "\n".join(lines)
+
+
+def equations(net: Net, params: Params, x, y) -> tuple[list, list]:
+    """The lecture's forward and backward pass of one sample, as (forward, backward) rows.
+
+    ``forward``: (title, value) for Vx, z = σ(Vx), Wz, f = h(Wz) and ℓ. ``backward``:
+    (title, hand-written, jax.grad) for δ, ∂ℓ/∂W = δzᵀ, ∂ℓ/∂z = Wᵀδ,
+    ∂ℓ/∂V = (Wᵀδ ⊙ σ′(Vx))xᵀ and, with offsets, ∂ℓ/∂b and ∂ℓ/∂c. ``y`` is the target
+    row as the head takes it (``jaxbp.validate.check_targets``). Computed in the
+    dtype of ``params`` (``jaxbp explain`` uses float64; the playground its live θ).
+    """
+    bias = params.b is not None
+    cache = forward_cache(net, params, x, y)
+    grads = manual_grad(net, params, x, y)
+    d_o, d_z, oracle = _autodiff(net, params, x, y)
+    delta = net.loss_head.delta(cache.o, y)
+    dz = params.W.T @ delta
+    forward = [
+        ("Vx" + (" + b" if bias else ""), cache.a),
+        ("z = σ(Vx" + (" + b)" if bias else ")"), cache.z),
+        ("Wz" + (" + c" if bias else ""), cache.o),
+        ("f = h(Wz)", cache.f),
+        (net.loss_head.loss_formula, cache.loss),
+    ]
+    backward = [
+        (net.loss_head.delta_formula + "   (δ = ∂ℓ/∂(Wz))", delta, d_o),
+        ("∂ℓ/∂W = δ zᵀ", grads.W, oracle.W),
+        ("∂ℓ/∂z = Wᵀ δ", dz, d_z),
+        ("∂ℓ/∂V = (Wᵀδ ⊙ σ′(Vx)) xᵀ", grads.V, oracle.V),
+    ]
+    if bias:
+        backward += [
+            ("∂ℓ/∂b = Wᵀδ ⊙ σ′(Vx)", grads.b, oracle.b),
+            ("∂ℓ/∂c = δ", grads.c, oracle.c),
+        ]
+    return forward, backward
 
 
 def _block(title: str, value) -> str:

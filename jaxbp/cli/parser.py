@@ -343,4 +343,7 @@ def parser() -> argparse.ArgumentParser:
     _add_explain(sub)
     _add_experiment(sub)
     _add_bench(sub)
+    from jaxbp.cli import playground  # its flags only: the web server is imported when it runs
+
+    playground.add_arguments(sub)
     return p
