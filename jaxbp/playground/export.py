@@ -2,7 +2,7 @@
 ``train --resume`` accept: ``config.json``, ``checkpoint.npz``, ``history.json`` and
 ``history.csv`` (and ``data.csv`` when the data is not a built-in set at its defaults).
 
-Everything is written by the run-folder functions of ``jaxbp.cli.runs`` in
+Everything is written by the run folder's one writer, ``jaxbp.runs.write_run``, in
 :func:`write_run`, the one place that writes a run folder here. Only the folder
 ``root / name`` is written: ``name`` is one plain folder name (no path), and a folder
 that exists and is not empty is refused.
@@ -13,14 +13,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from jaxbp import atomic
 from jaxbp.cli import runs
 from jaxbp.playground import datasets
 from jaxbp.playground.session import Refused, Session
+from jaxbp.runs import fingerprint, new_run_id
+from jaxbp.runs import write_run as write_run_folder
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 DATA_FILE = "data.csv"
@@ -62,37 +64,48 @@ def export(session: Session, root: Path, name: str) -> Path:
 
 
 def write_run(out: Path, session: Session) -> Path:
-    """The run folder's files, through ``jaxbp.cli.runs`` (config, checkpoint, history):
-    the one function here that writes a run folder.
+    """The session as a run folder, through :func:`jaxbp.runs.write_run` (the run folder's
+    one writer: manifest, run id, data fingerprint, writer lock, atomic files): the one
+    function here that writes a run folder.
 
     The data is named so that ``cfg.load_data()`` gives exactly the session's split:
-    the built-in name and seed, or ``data.csv`` in the folder; the reloaded split is
-    compared with the session's, and the export refused if they differ.
+    the built-in name and seed, or ``data.csv`` in the folder. The split is first
+    reloaded from a scratch copy and compared with the session's, and the export is
+    refused if they differ; nothing is written before that check.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    runs.prepare_folder(out, overwrite=False)
     source, cfg = session.source, session.cfg
-    if source.kind == "name":
-        cfg = dataclasses.replace(cfg, data=session.settings.data, target=None)
-    else:
-        path = (out / DATA_FILE).resolve()
-        if source.kind == "upload":
-            atomic.write_bytes(path, source.content)
-            target = session.settings.target or session.upload.columns[-1]
+    extra: dict[str, bytes | str] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        if source.kind == "name":
+            probe = dataclasses.replace(cfg, data=session.settings.data, target=None)
         else:
-            atomic.write_text(path, _rows_csv(source.X, source.y))
-            target = "y"
-        cfg = dataclasses.replace(cfg, data=str(path), target=target)
-    reloaded = cfg.load_data()
-    if not datasets.same_split(reloaded, session.ds):
-        raise Refused(f"the exported data would not reload as the session's split ({cfg.data})")
-    cfg = dataclasses.replace(cfg, epochs=max(cfg.epochs, session.epoch, 1)).with_data(reloaded)
+            if source.kind == "upload":
+                content = source.content
+                target = session.settings.target or session.upload.columns[-1]
+            else:
+                content, target = _rows_csv(source.X, source.y).encode(), "y"
+            trial = Path(scratch) / DATA_FILE
+            trial.write_bytes(content)
+            probe = dataclasses.replace(cfg, data=str(trial), target=target)
+            extra[DATA_FILE] = content
+        reloaded = probe.load_data()
+        if not datasets.same_split(reloaded, session.ds):
+            raise Refused(f"the exported data would not reload as the session's split ({cfg.data})")
+        cfg = dataclasses.replace(
+            probe.with_data(reloaded), epochs=max(cfg.epochs, session.epoch, 1),
+            run_id=new_run_id(), fingerprint=fingerprint(probe.data, seed=probe.seed),
+        )  # fmt: skip
+    if DATA_FILE in extra:  # the run reads its data from the copy inside the folder
+        cfg = dataclasses.replace(cfg, data=str((out / DATA_FILE).resolve()))
     result = session.fit_result()
-    runs.write_config(out, cfg)
-    runs.save_checkpoint(out, cfg, result, session.fit_key)
-    atomic.write_text(out / "history.json", json.dumps(result.history, indent=1))
-    atomic.write_text(out / "history.csv", runs.history_csv(result.history))
-    return out
+    extra["history.json"] = json.dumps(result.history, indent=1)
+    extra["history.csv"] = runs.history_csv(result.history)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_run_folder(
+        out, json.loads(cfg.to_json()), net=cfg.net(), params=result.params,
+        opt_state=result.opt_state, epoch=result.epoch, key=session.fit_key,
+        history=result.history, extra=extra,
+    )  # fmt: skip
 
 
 def _rows_csv(X: np.ndarray, y: np.ndarray) -> str:
