@@ -1,6 +1,6 @@
 """One training epoch in float32 vs ``Net(matmul_dtype="bfloat16")``, in one process.
 
-Workloads M' (n 16384, d 784, M 512, K 10, batch 256) and L' (n 8192, d 1024, M 2048,
+Workloads Ms (n 16384, d 784, M 512, K 10, batch 256) and Ls (n 8192, d 1024, M 2048,
 K 10, batch 1024): scaled-down M and L of ``benchmarks/run.py``. The epoch is
 ``jaxbp.train.compile_epoch`` (what ``fit`` runs), compiled once and warmed up; the
 variants are interleaved within each round (rotated order) and we report medians.
@@ -34,13 +34,14 @@ import jax.numpy as jnp
 import optax
 
 import jaxbp
-from benchmarks import measure
+from benchmarks import measure, workloads
 from benchmarks.bf16_layouts import cpu_info
 from jaxbp import backprop, gradients, train
 
+# Sizes from the one workload table (benchmarks/workloads.py): Ms and Ls, shorter M and L.
 WORKLOADS = {
-    "M": {"n": 16384, "d": 784, "M": 512, "K": 10, "batch": 256},
-    "L": {"n": 8192, "d": 1024, "M": 2048, "K": 10, "batch": 1024},
+    name: {"n": w.n, "d": w.d, "M": w.hidden, "K": w.classes, "batch": w.batch}
+    for name, w in ((name, workloads.WORKLOADS[name]) for name in workloads.BF16_EPOCH)
 }
 
 
@@ -83,7 +84,7 @@ def _flops(w: dict) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--workloads", nargs="+", default=["M", "L"], choices=sorted(WORKLOADS))
+    p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     p.add_argument("--out", default="benchmarks/results/bf16_epoch.json")
     args = p.parse_args(argv)
     variants = list(VARIANTS)
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
             "bf16_over_f32_time": med["bfloat16"] / med["float32"],
             "peak_bf16_over_f32": gflops["peak bf16"] / gflops["peak float32"],
         }  # fmt: skip
-        print(f"{wname}' {w}: medians of {args.rounds} rounds")
+        print(f"{wname} {w}: medians of {args.rounds} rounds")
         for v in variants:
             s, peak = samples[v], "peak bf16" if v.startswith("bf") else "peak float32"
             print(f"  {v:<12} {med[v]:7.3f} s  [{min(s):.3f}–{max(s):.3f}]  "

@@ -30,16 +30,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+if __name__ == "__main__" and not __package__:  # python benchmarks/gpu.py: import from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import jaxbp
+from benchmarks.workloads import GPU, WORKLOADS
 from jaxbp.train import compile_epoch
 
 # name: (n, d, M, K, batch)
 SIZES = {
-    "gpu": {
-        "M": (65536, 784, 512, 10, 256),
-        "L′": (262144, 1024, 4096, 10, 4096),
-        "XL": (1048576, 784, 8192, 10, 16384),
-    },
+    "gpu": {name: WORKLOADS[name].sizes for name in GPU},  # benchmarks/workloads.py
     "tiny": {"tiny": (512, 16, 32, 10, 64)},
 }
 PEAK_N = {"gpu": 8192, "tiny": 256}

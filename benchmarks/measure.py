@@ -40,7 +40,6 @@ inside the workers, so that the sklearn and torch workers never load JAX.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -52,38 +51,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.workloads import CPU_EPOCH, Workload
+from benchmarks.workloads import WORKLOADS as ALL_WORKLOADS
 
-@dataclasses.dataclass(frozen=True)
-class Workload:
-    """One benchmark problem: n samples of d features, M hidden units, K classes.
-
-    ``reps`` is the number of epochs timed in each subprocess (after the warm-up).
-    """
-
-    name: str
-    n: int
-    d: int
-    hidden: int
-    classes: int
-    batch: int
-    reps: int
-
-    @property
-    def flops(self) -> int:
-        """Executed flops of one epoch: n(4dM + 6MK)."""
-        return self.n * (4 * self.d * self.hidden + 6 * self.hidden * self.classes)
-
-    @property
-    def steps(self) -> int:
-        """Minibatch steps per epoch (every workload divides n by the batch size)."""
-        return self.n // self.batch
-
-
-WORKLOADS = {
-    "S": Workload("S", n=8192, d=64, hidden=128, classes=10, batch=128, reps=20),
-    "M": Workload("M", n=65536, d=784, hidden=512, classes=10, batch=256, reps=2),
-    "L": Workload("L", n=16384, d=1024, hidden=4096, classes=10, batch=1024, reps=1),
-}
+# The workloads live in benchmarks/workloads.py (one table for every script); the epoch
+# benchmark runs the CPU ones.
+WORKLOADS = {name: ALL_WORKLOADS[name] for name in CPU_EPOCH}
 QUICK = {"n": 512, "d": 16, "hidden": 32, "classes": 10, "batch": 64, "reps": 3}
 PEAK_N, QUICK_PEAK_N = 2048, 256
 

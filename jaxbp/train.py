@@ -374,7 +374,7 @@ def fit(
         Interrupted: on Ctrl-C (a ``KeyboardInterrupt``); its ``result`` holds the
             last completed epoch.
 
-    Example:
+    Examples:
         >>> import jax, optax, jaxbp
         >>> from jaxbp import data
         >>> ds = data.load("moons")

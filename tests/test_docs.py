@@ -1,0 +1,116 @@
+"""The documentation runs: every snippet of README.md and docs/**/*.md, and the site build.
+
+The rules for snippets are in ``tests/docs_runner.py`` and CONTRIBUTING.md. Pages are
+found by glob, so a page added later is run too. Pages run in parallel (each in its own
+temporary folder); a block marked ``<!-- no-run -->`` is reported as a skipped test.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import docs_runner as dr
+import pytest
+
+PAGES = dr.pages()
+_PAGE_IDS = [str(p.relative_to(dr.ROOT)) for p in PAGES]
+NO_RUN_BLOCKS = [b for p in PAGES for b in dr.blocks(p) if b.no_run]
+
+
+@pytest.fixture(scope="module")
+def page_results() -> dict[Path, tuple[list[str], int]]:
+    """Every page run once, a few pages at a time."""
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return dict(zip(PAGES, pool.map(dr.run_page, PAGES), strict=True))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_PAGE_IDS)
+def test_page_snippets_run(page, page_results):
+    failures, _ = page_results[page]
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize("block", NO_RUN_BLOCKS, ids=[b.where for b in NO_RUN_BLOCKS])
+def test_no_run_block(block):
+    """Each block marked not to run is counted and reported (as a skip, with -ra)."""
+    pytest.skip(f"no-run block at {block.where} ({block.lang})")
+
+
+def test_no_run_marks_precede_a_block():
+    """A `<!-- no-run -->` line that is not right before a code block would mark nothing."""
+    for page in PAGES:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        marked = {b.line for b in dr.blocks(page) if b.no_run}
+        for i, line in enumerate(lines):
+            if line.strip() == dr.NO_RUN:
+                nxt = next((k for k in range(i + 1, len(lines)) if lines[k].strip()), None)
+                assert nxt is not None and nxt + 1 in marked, (
+                    f"{page.relative_to(dr.ROOT)}:{i + 1}: {dr.NO_RUN} is not followed by a "
+                    "code block"
+                )
+
+
+def test_site_builds_strictly(tmp_path):
+    """`mkdocs build --strict`: a broken link, a missing page or a bad docstring fails."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=dr.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "api" / "index.html").is_file()
+    performance = (tmp_path / "performance" / "index.html").read_text(encoding="utf-8")
+    assert "<table>" in performance and "generated:" not in performance
+
+
+# ---------------------------------------------------------------------------
+# The runner itself: it must be able to fail.
+
+
+@pytest.fixture
+def scratch_page(tmp_path):
+    def make(text: str) -> Path:
+        page = tmp_path / "page.md"
+        page.write_text(text, encoding="utf-8")
+        return page
+
+    return make
+
+
+def test_runner_catches_failures(scratch_page):
+    page = scratch_page(
+        "```python\nprint(undefined_name)\n```\n\n"
+        "```python\nprint(1 + 1)\n```\n\n```text\n3\n```\n\n"
+        "```pycon\nignored\n```\n\n"
+        "```python\n>>> 2 * 2\n5\n```\n\n"
+        "<!-- no-run -->\n```python\nraise SystemExit(1)\n```\n\n"
+        "```console\n$ jaxbp train --no-such-flag\nshown output\n$ pip install nothing\n```\n"
+    )
+    failures, ran = dr.run_page(page)
+    assert ran == 4
+    assert len(failures) == 4, failures
+    assert "NameError" in failures[0]
+    assert "differs" in failures[1]
+    assert "exited 1" in failures[2]
+    assert "--no-such-flag" in failures[3] and "exited 2" in failures[3]
+
+
+def test_runner_passes_and_shrinks(scratch_page):
+    page = scratch_page(
+        "```python\nprint('a   b')\nprint(list(range(20)))\n```\n\n"
+        "```text\na b\n[0, 1, ...]\n```\n\n"
+        "```bash\njaxbp --version   # a comment\n```\n"
+    )
+    assert dr.run_page(page) == ([], 2)
+    _, argv = dr.argv_of("jaxbp train --epochs 500 --data sine")
+    assert argv[3:] == ["train", "--epochs", "22", "--data", "sine"]
+    assert [dr.shrink_epochs(n) for n in (1, 5, 10, 60, 80)] == [1, 2, 3, 8, 9]
+    env, argv = dr.argv_of("XLA_FLAGS=--x jaxbp experiment all")
+    assert env == {"XLA_FLAGS": "--x"} and argv[-1] == "--quick"
