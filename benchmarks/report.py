@@ -572,8 +572,10 @@ def render_startup(results: Path = RESULTS) -> str:
         "the code after it.",
         "",
         "| case | "
-        + " | ".join(("before" if i == 0 else "after") if len(roots) == 2 else f"`{r}`"
-                     for i, r in enumerate(roots))
+        + " | ".join(
+            ("before" if i == 0 else "after") if len(roots) == 2 else f"`{r}`"
+            for i, r in enumerate(roots)
+        )
         + " |",
         "|---|" + "---:|" * len(roots),
     ]

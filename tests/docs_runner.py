@@ -164,6 +164,7 @@ def environment(cache: Path) -> dict[str, str]:
     env["MPLBACKEND"] = "Agg"
     env["JAXBP_CACHE_DIR"] = str(cache)  # shared by the page's commands: compile once
     env.pop("XLA_FLAGS", None)
+    env["NO_MKDOCS_2_WARNING"] = "1"
     return env
 
 

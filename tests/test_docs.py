@@ -114,3 +114,34 @@ def test_runner_passes_and_shrinks(scratch_page):
     assert [dr.shrink_epochs(n) for n in (1, 5, 10, 60, 80)] == [1, 2, 3, 8, 9]
     env, argv = dr.argv_of("XLA_FLAGS=--x jaxbp experiment all")
     assert env == {"XLA_FLAGS": "--x"} and argv[-1] == "--quick"
+
+
+# ---------------------------------------------------------------------------
+# One source for every number, and the README as a map.
+
+
+def test_generated_benchmark_pages_are_current():
+    """BENCHMARKS.md and the README's headline block are what benchmarks/report.py renders
+    from benchmarks/results/*.json: rerun `python benchmarks/report.py --md BENCHMARKS.md
+    --readme README.md` after adding a result."""
+    from benchmarks import report
+
+    assert (dr.ROOT / "BENCHMARKS.md").read_text(encoding="utf-8") == report.benchmarks_md()
+    readme = (dr.ROOT / "README.md").read_text(encoding="utf-8")
+    assert report.replace_block(readme, "headlines", report.headlines()) == readme
+
+
+def test_readme_is_a_map():
+    readme = (dr.ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 120
+    for page in ("runs", "cli", "experiments", "scale", "sklearn", "playground",
+                 "performance", "testing", "api"):  # fmt: skip
+        assert f"(docs/{page}.md)" in readme, page
+
+
+def test_ci_runs_the_readme_test_command():
+    command = 'python -m pip install -e ".[test]" && python -m pytest -q'
+    readme = (dr.ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (dr.ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert f"$ {command}" in readme
+    assert ci[-1] == command
