@@ -2,7 +2,7 @@
 
 Workloads Ms (n 16384, d 784, M 512, K 10, batch 256) and Ls (n 8192, d 1024, M 2048,
 K 10, batch 1024): scaled-down M and L of ``benchmarks/run.py``. The epoch is
-``jaxbp.train.compile_epoch`` (what ``fit`` runs), compiled once and warmed up; the
+``jaxbp.epoch.compile_epoch`` (what ``fit`` runs), compiled once and warmed up; the
 variants are interleaved within each round (rotated order) and we report medians.
 Every round also times the float32 and the bfloat16 → float32 dot peaks
 (``jnp.dot`` of two 2048² matrices), so the epochs can be set against them.
@@ -36,7 +36,7 @@ import optax
 import jaxbp
 from benchmarks import measure, workloads
 from benchmarks.bf16_layouts import cpu_info
-from jaxbp import backprop, gradients, train
+from jaxbp import backprop, epoch, gradients
 
 # Sizes from the one workload table (benchmarks/workloads.py): Ms and Ls, shorter M and L.
 WORKLOADS = {
@@ -55,9 +55,9 @@ def _epoch(variant: str, w: dict):
     optimizer = optax.adam(1e-3)
     if variant.endswith("rows"):
         with mock.patch.dict(gradients._ROUTES, {"matrix": backprop.matrix_grad_rows}):
-            fn = train.compile_epoch.__wrapped__(net, optimizer, n=w["n"], batch_size=w["batch"])
+            fn = epoch.compile_epoch.__wrapped__(net, optimizer, n=w["n"], batch_size=w["batch"])
     else:
-        fn = train.compile_epoch.__wrapped__(net, optimizer, n=w["n"], batch_size=w["batch"])
+        fn = epoch.compile_epoch.__wrapped__(net, optimizer, n=w["n"], batch_size=w["batch"])
     params = jaxbp.init(net, jax.random.key(0), d=w["d"], hidden=w["M"], out=w["K"])
     return fn, params, optimizer.init(params)
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         w = WORKLOADS[wname]
         X = jax.random.normal(jax.random.key(1), (w["n"], w["d"]))
         Y = jax.nn.one_hot(jax.random.randint(jax.random.key(2), (w["n"],), 0, w["K"]), w["K"])
-        order = train.shuffle_order(jax.random.key(3), 0, w["n"])
+        order = epoch.shuffle_order(jax.random.key(3), 0, w["n"])
         epochs = {v: _epoch(v, w) for v in variants}
         samples = {v: [] for v in [*variants, *peaks]}
 

@@ -5,7 +5,7 @@ with learning rate 1e-3) for one epoch of shuffled minibatches on the same synth
 data (fixed seed). Methods:
 
 - ``jaxbp``: the compiled epoch function ``jaxbp.fit`` runs, with the hand-written
-  matrix-form gradient (``grad="matrix"``); built once by ``jaxbp.train.compile_epoch``
+  matrix-form gradient (``grad="matrix"``); built once by ``jaxbp.epoch.compile_epoch``
   (the factory ``fit`` uses) and called repeatedly on data already on the device. The
   same process also times ``jaxbp.fit(epochs=1)`` as a user calls it (numpy inputs,
   checks, compilation, one epoch).
@@ -245,7 +245,8 @@ def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras:
     import optax
 
     import jaxbp
-    from jaxbp import train, validate
+    from jaxbp import epoch as epochs
+    from jaxbp import validate
 
     X, y = data(wl)
     net = jaxbp.Net(activation="relu", head="softmax", matmul_dtype=matmul_dtype)
@@ -255,11 +256,11 @@ def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras:
     out: dict = {"threads": {"jax_devices": [str(d) for d in jax.devices()]}}
     Xd, Yd = validate.check_batch(net, params, X, y, kind="batch")  # Y one-hot, on the device
     # The compiled epoch exactly as fit builds it.
-    epoch = train.compile_epoch(net, optimizer, n=wl.n, batch_size=wl.batch, grad=grad)
+    epoch = epochs.compile_epoch(net, optimizer, n=wl.n, batch_size=wl.batch, grad=grad)
     state = [params, optimizer.init(params)]
 
     def run_epoch(k: int) -> None:
-        order = train.shuffle_order(key, k, wl.n)  # drawn on the host, as fit does
+        order = epochs.shuffle_order(key, k, wl.n)  # drawn on the host, as fit does
         p, s, stats = epoch(*state, Xd, Yd, order, None, None)
         jax.block_until_ready((p, s, stats))
         state[:] = [p, s]
@@ -268,7 +269,7 @@ def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras:
     run_epoch(0)
     out["warmup_s"] = time.perf_counter() - start  # trace + compile + one epoch
     out |= _time_epochs(run_epoch, reps, budget_s)
-    out["timing_mode"] = "epoch fn (jaxbp.train.compile_epoch), data on device"
+    out["timing_mode"] = "epoch fn (jaxbp.epoch.compile_epoch), data on device"
     out["matmul_dtype"] = matmul_dtype or "float32"
     if fit_extras:  # fit as a user calls it: numpy inputs, checks, compilation, one epoch
 

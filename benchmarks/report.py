@@ -464,13 +464,18 @@ def latest_epoch_run(results: Path = RESULTS) -> Path:
     runs = []
     for path in results.glob("bench-*.json"):
         doc = _load(path)
-        if set(measure.WORKLOADS) <= set(doc.get("workloads", {})):
+        full = set(measure.WORKLOADS) <= set(doc.get("workloads", {}))
+        if full and not doc.get("config", {}).get("quick"):
             runs.append((doc["machine"]["date"], path))
     return max(runs)[1]
 
 
 def latest_norms_run(results: Path = RESULTS) -> Path:
-    return max(results.glob("norms-*.json"), key=lambda p: _load(p)["machine"]["date"])
+    """The newest full per-example-norms run (``norms-*.json``, not ``--quick``)."""
+    from benchmarks.norms import FULL
+
+    runs = [(_load(p), p) for p in results.glob("norms-*.json")]
+    return max((d["machine"]["date"], p) for d, p in runs if d["config"]["size"] == FULL)[1]
 
 
 def _workload_label(sizes: dict) -> str:
@@ -502,7 +507,7 @@ def render_bf16(results: Path = RESULTS) -> str:
         "",
         f"`python benchmarks/bf16_epoch.py --rounds {doc['rounds']}` on {doc['date']} "
         f"({cpu['model']}, {cpu['cpus']} cores, jax {doc['jax']}; raw: `{_rel(path)}`): "
-        "one epoch of `jaxbp.train.compile_epoch` (Adam, relu, softmax) with "
+        "one epoch of `jaxbp.epoch.compile_epoch` (Adam, relu, softmax) with "
         '`Net(matmul_dtype="bfloat16")` against float32, medians of interleaved rounds; '
         "`rows` are the previous layout of the matrix-form BP (`matrix_grad_rows`); the "
         "two 2048² dot peaks are timed in the same rounds.",

@@ -145,3 +145,16 @@ def test_ci_runs_the_readme_test_command():
     ci = (dr.ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert f"$ {command}" in readme
     assert ci[-1] == command
+
+
+def test_api_reference_lists_every_public_name():
+    """docs/api.md has a `::: jaxbp.MODULE.NAME` entry for every name in `jaxbp.__all__`."""
+    import jaxbp
+
+    api = (dr.ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    missing = [
+        f"::: jaxbp.{jaxbp._MODULE_OF[name]}.{name}"
+        for name in jaxbp.__all__
+        if f"::: jaxbp.{jaxbp._MODULE_OF[name]}.{name}\n" not in api
+    ]
+    assert not missing, "add to docs/api.md: " + ", ".join(missing)
