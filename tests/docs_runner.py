@@ -162,7 +162,11 @@ def environment(cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["MPLBACKEND"] = "Agg"
-    env["JAXBP_CACHE_DIR"] = str(cache)  # shared by the page's commands: compile once
+    # One compilation cache for the commands (JAXBP_CACHE_DIR) and the Python blocks (JAX's
+    # own variables): a program compiled once is loaded from disk by later blocks.
+    env["JAXBP_CACHE_DIR"] = str(cache)
+    env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env.pop("XLA_FLAGS", None)
     env["NO_MKDOCS_2_WARNING"] = "1"
     return env
@@ -234,11 +238,16 @@ def run_command(block: Block, command: str, cwd: Path, env: dict[str, str]) -> s
     return None
 
 
-def run_page(page: Path) -> tuple[list[str], int]:
-    """Run every block of ``page`` in order. Returns (failures, number of things run)."""
+def run_page(page: Path, cache: Path | None = None) -> tuple[list[str], int]:
+    """Run every block of ``page`` in order. Returns (failures, number of things run).
+
+    ``cache``: the JAX compilation cache folder for the page's commands (pages may share
+    one, so that a program compiled for one page is reused by the next); by default a
+    fresh one.
+    """
     failures, ran = [], 0
     with tempfile.TemporaryDirectory(prefix="jaxbp-docs-") as tmp:
-        cwd, cache = Path(tmp) / "work", Path(tmp) / "cache"
+        cwd, cache = Path(tmp) / "work", cache or Path(tmp) / "cache"
         if EXAMPLES.is_dir():
             shutil.copytree(EXAMPLES, cwd)
         else:

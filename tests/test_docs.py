@@ -22,11 +22,13 @@ NO_RUN_BLOCKS = [b for p in PAGES for b in dr.blocks(p) if b.no_run]
 
 
 @pytest.fixture(scope="module")
-def page_results() -> dict[Path, tuple[list[str], int]]:
-    """Every page run once, a few pages at a time."""
+def page_results(tmp_path_factory) -> dict[Path, tuple[list[str], int]]:
+    """Every page run once, a few pages at a time, sharing one compilation cache."""
+    cache = tmp_path_factory.mktemp("jax-cache")
     workers = max(1, min(4, os.cpu_count() or 1))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return dict(zip(PAGES, pool.map(dr.run_page, PAGES), strict=True))
+        results = pool.map(lambda page: dr.run_page(page, cache), PAGES)
+        return dict(zip(PAGES, results, strict=True))
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_PAGE_IDS)
