@@ -612,6 +612,30 @@ def render_memory(results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_distributed(results: Path = RESULTS) -> str:
+    path = results / "distributed.json"
+    lines = ["## Several processes (data parallel over JAX's distributed runtime)", ""]
+    if not path.exists():
+        return "\n".join([*lines, "No result file yet (`benchmarks/results/distributed.json`)."])
+    doc = _load(path)
+    a = doc["args"]
+    lines += [
+        f"`python benchmarks/distributed.py` ({doc['cpu']}, {doc['cores']} cores; the file "
+        f"records no date; raw: `{_rel(path)}`): n {a['n']}, d {a['d']}, M {a['hidden']}, "
+        f"batch {a['batch']}, {a['epochs']} epochs; local processes on one machine, "
+        "gradients all-reduced between them.",
+        "",
+        "| processes | epoch (s) | per step (µs) | collectives per step (µs) | final loss |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {r['processes']} | {r['epoch_s']:.3f} | {r['step_us']:,.0f} "
+            f"| {format_value(r.get('collective_us'), ',.0f')} | {r['loss']:.6f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def render_workloads() -> str:
     from benchmarks.workloads import WORKLOADS
 
@@ -683,6 +707,7 @@ SECTIONS = {
     "many": render_many,
     "startup": render_startup,
     "memory": render_memory,
+    "distributed": render_distributed,
     "headlines": headlines,
 }
 
