@@ -636,6 +636,45 @@ def render_distributed(results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n"
 
 
+EXPERIMENTS = ROOT / "docs" / "experiments"
+
+
+def render_experiment_times(experiments: Path = EXPERIMENTS) -> str:
+    """The wall time of each experiment's last run (its ``results.json``), one line."""
+    parts = []
+    for name in ("universal", "features", "optimizers", "bp-cost"):
+        path = experiments / name / "results.json"
+        if path.exists():
+            parts.append(f"{name} {_load(path)['timings']['total_s']:.1f} s")
+    return "Wall time of each run, from its `results.json`: " + ", ".join(parts) + ".\n"
+
+
+def render_bp_cost(experiments: Path = EXPERIMENTS) -> str:
+    """The bp-cost experiment's table: time of each gradient against P."""
+    path = experiments / "bp-cost" / "results.json"
+    doc = _load(path)
+    lines = [
+        f"(From `{_rel(path)}`.)",
+        "",
+        "| M | P | forward | BP (batch_grad) | jax.grad | finite differences "
+        "| BP / forward | FD / BP |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = zip(
+        doc["widths"], doc["params"], doc["forward_s"], doc["bp_s"], doc["autodiff_s"],
+        doc["fd_s"], doc["fd_coordinates_timed"], doc["bp_over_forward"], doc["fd_over_bp"],
+        strict=True,
+    )  # fmt: skip
+    for M, P, fwd, bp, ad, fd, timed, ratio, fd_ratio in rows:
+        scaled = " (scaled)" if timed < P else ""
+        lines.append(
+            f"| {M} | {P:,} | {format_seconds(fwd)} | {format_seconds(bp)} "
+            f"| {format_seconds(ad)} | {format_seconds(fd)}{scaled} | {ratio:.1f} "
+            f"| {fd_ratio:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def render_workloads() -> str:
     from benchmarks.workloads import WORKLOADS
 
@@ -712,8 +751,18 @@ SECTIONS = {
 }
 
 
+# Rendered from the experiments' results.json (docs/experiments/), for docs/experiments.md.
+EXPERIMENT_SECTIONS = {
+    "experiment-times": render_experiment_times,
+    "bp-cost": render_bp_cost,
+}
+
+
 def render_section(name: str, results: Path | None = None) -> str:
-    """Section ``name`` of :data:`SECTIONS` rendered from ``results`` (default: the repo's)."""
+    """Section ``name`` of :data:`SECTIONS` rendered from ``results`` (default: the repo's),
+    or of :data:`EXPERIMENT_SECTIONS` from docs/experiments/."""
+    if name in EXPERIMENT_SECTIONS:
+        return EXPERIMENT_SECTIONS[name]()
     fn = SECTIONS[name]
     return fn() if name == "workloads" else fn(results or RESULTS)
 

@@ -2,7 +2,8 @@
 
 A line ``<!-- generated: NAME -->`` in a page is replaced, at build time, by section NAME
 of ``benchmarks.report.SECTIONS`` (workloads, epoch, norms, bf16, many, startup,
-memory, headlines). The numbers are never copied by hand.
+memory, distributed, headlines) or ``EXPERIMENT_SECTIONS`` (experiment-times, bp-cost,
+from docs/experiments/*/results.json). The numbers are never copied by hand.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
 
     def render(m: re.Match) -> str:
         name = m.group(1)
-        if name not in report.SECTIONS:
+        if name not in report.SECTIONS and name not in report.EXPERIMENT_SECTIONS:
             raise ValueError(f"{page.file.src_path}: unknown generated section {name!r}")
         text = report.render_section(name)
         # One level deeper than the page title: ## becomes ###.

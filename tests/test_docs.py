@@ -68,8 +68,9 @@ def test_site_builds_strictly(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "api" / "index.html").is_file()
-    performance = (tmp_path / "performance" / "index.html").read_text(encoding="utf-8")
-    assert "<table>" in performance and "generated:" not in performance
+    for page in ("performance", "experiments"):  # tables rendered from result files
+        html = (tmp_path / page / "index.html").read_text(encoding="utf-8")
+        assert "<table>" in html and "generated:" not in html, page
 
 
 # ---------------------------------------------------------------------------
