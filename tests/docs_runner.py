@@ -6,14 +6,14 @@ The rules (also in CONTRIBUTING.md, "Documentation"):
   runs as a doctest (ELLIPSIS, NORMALIZE_WHITESPACE). Otherwise, if the next block is a
   ```text block (only blank lines between), that block is the expected standard output,
   compared like a doctest's (``...`` matches anything, whitespace runs are equal).
-- In ```console blocks every line starting ``$ jaxbp`` runs (``\\`` continues a line;
-  ``# comments`` are dropped; leading ``VAR=value`` words are set in the environment);
-  in ```bash / ```sh / ```shell blocks every line starting ``jaxbp`` or ``$ jaxbp`` does.
-  Other shell lines (pip, pytest, python scripts) are not run. Output shown under a
-  command is illustrative and not checked (epochs are shrunk, timings vary).
-  Commands run as ``python -m jaxbp.cli ...`` with ``--epochs N`` shrunk to
-  ``shrink_epochs(N)`` (about √N, order kept, so a resume to a larger N still continues)
-  and ``jaxbp experiment`` given ``--quick``.
+- In ```console blocks every line starting ``$ jaxbp`` (or ``$ python -m jaxbp``) runs,
+  with bash (``\\`` continues a line; leading ``VAR=value`` words, pipes and
+  redirections work); in ```bash / ```sh / ```shell blocks every such line with or
+  without the ``$``. Other shell lines (pip, pytest, python scripts) are not run.
+  Output shown under a command is illustrative and not checked (epochs are shrunk,
+  timings vary). ``jaxbp`` is ``python -m jaxbp.cli`` of this checkout, ``--epochs N``
+  is shrunk to ``shrink_epochs(N)`` (about √N, order kept, so a resume to a larger N
+  still continues) and ``jaxbp experiment`` gets ``--quick``.
 - All blocks of one page run in order in one fresh temporary folder (like a reader's
   terminal following the page), into which the sample files of ``docs/examples/`` are
   copied first; each Python block is still a fresh interpreter.
@@ -29,7 +29,6 @@ import itertools
 import math
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -43,7 +42,10 @@ SHELLS = {"console", "bash", "sh", "shell"}
 PY_TIMEOUT_S = 180
 CMD_TIMEOUT_S = 300
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)[^`]*$")
-_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# A jaxbp command line: optional VAR=value words, then `jaxbp` or `python -m jaxbp[.cli]`.
+_COMMAND = re.compile(r"^(?:[A-Za-z_]\w*=\S*\s+)*(?:jaxbp|python3? -m jaxbp(?:\.cli)?)(?:\s|$)")
+_EPOCHS = re.compile(r"(--epochs[= ])(\d+)\b")
+_EXPERIMENT = re.compile(r"\b(jaxbp(?:\.cli)? experiment)\b")
 _CHECKER = doctest.OutputChecker()
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -127,31 +129,32 @@ def commands(block: Block) -> list[str]:
             s = s[2:].strip()
         elif s.startswith("$ "):
             s = s[2:].strip()
-        words = shlex.split(s, comments=True)
-        k = 0
-        while k < len(words) and _ASSIGN.match(words[k]):
-            k += 1
-        if k < len(words) and words[k] == "jaxbp":
+        if _COMMAND.match(s):
             out.append(s)
     return out
 
 
-def argv_of(command: str) -> tuple[dict[str, str], list[str]]:
-    """(environment additions, argv) to run a documented ``jaxbp ...`` line here."""
-    words = shlex.split(command, comments=True)
-    env = {}
-    while _ASSIGN.match(words[0]):
-        name, value = words.pop(0).split("=", 1)
-        env[name] = value
-    args = words[1:]
-    for k, word in enumerate(args):
-        if word == "--epochs" and k + 1 < len(args) and args[k + 1].isdigit():
-            args[k + 1] = str(shrink_epochs(int(args[k + 1])))
-        elif word.startswith("--epochs=") and word.split("=", 1)[1].isdigit():
-            args[k] = f"--epochs={shrink_epochs(int(word.split('=', 1)[1]))}"
-    if args[:1] == ["experiment"] and "--quick" not in args:
-        args.append("--quick")
-    return env, [sys.executable, "-m", "jaxbp.cli", *args]
+def shell_line(command: str) -> str:
+    """A documented command line as the tests run it: ``--epochs N`` shrunk,
+    ``jaxbp experiment`` given ``--quick``."""
+    line = _EPOCHS.sub(lambda m: m.group(1) + str(shrink_epochs(int(m.group(2)))), command)
+    if "--quick" not in line:
+        line = _EXPERIMENT.sub(r"\1 --quick", line, count=1)
+    return line
+
+
+def shim(folder: Path) -> Path:
+    """A folder for the front of PATH in which ``jaxbp`` is ``python -m jaxbp.cli`` of this
+    checkout and ``python`` is this interpreter."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "jaxbp"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m jaxbp.cli "$@"\n')
+    script.chmod(0o755)
+    for name in ("python", "python3"):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(sys.executable)
+    return folder
 
 
 # ---------------------------------------------------------------------------
@@ -218,12 +221,13 @@ def run_python(block: Block, cwd: Path, env: dict[str, str]) -> str | None:
 
 
 def run_command(block: Block, command: str, cwd: Path, env: dict[str, str]) -> str | None:
-    extra, argv = argv_of(command)
+    """Run one documented command line with bash (pipes and redirections work)."""
+    line = shell_line(command)
     try:
         proc = subprocess.run(
-            argv,
+            ["bash", "-o", "pipefail", "-c", line],
             cwd=cwd,
-            env=env | extra,
+            env=env,
             capture_output=True,
             text=True,
             timeout=CMD_TIMEOUT_S,
@@ -232,7 +236,7 @@ def run_command(block: Block, command: str, cwd: Path, env: dict[str, str]) -> s
         return f"{block.where}: `{command}` ran past {CMD_TIMEOUT_S} s"
     if proc.returncode != 0:
         return (
-            f"{block.where}: `{command}` (run as {' '.join(argv[1:])}) exited "
+            f"{block.where}: `{command}` (run as `{line}`) exited "
             f"{proc.returncode}\n{_tail(proc.stdout + proc.stderr)}"
         )
     return None
@@ -253,6 +257,7 @@ def run_page(page: Path, cache: Path | None = None) -> tuple[list[str], int]:
         else:
             cwd.mkdir()
         env = environment(cache)
+        env["PATH"] = f"{shim(Path(tmp) / 'bin')}{os.pathsep}{env.get('PATH', '')}"
         for block in blocks(page):
             if block.no_run:
                 continue

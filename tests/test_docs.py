@@ -109,14 +109,18 @@ def test_runner_passes_and_shrinks(scratch_page):
     page = scratch_page(
         "```python\nprint('a   b')\nprint(list(range(20)))\n```\n\n"
         "```text\na b\n[0, 1, ...]\n```\n\n"
-        "```bash\njaxbp --version   # a comment\n```\n"
+        "```bash\njaxbp --version   # a comment\n```\n\n"
+        "```console\n$ XLA_FLAGS= python -m jaxbp.cli --help | head -n 1 > out.txt\n"
+        "$ jaxbp --version && test -s out.txt\n```\n"
     )
-    assert dr.run_page(page) == ([], 2)
-    _, argv = dr.argv_of("jaxbp train --epochs 500 --data sine")
-    assert argv[3:] == ["train", "--epochs", "22", "--data", "sine"]
+    assert dr.run_page(page) == ([], 4)
+    assert dr.shell_line("jaxbp train --epochs 500 --data sine") == (
+        "jaxbp train --epochs 22 --data sine"
+    )
     assert [dr.shrink_epochs(n) for n in (1, 5, 10, 60, 80)] == [1, 2, 3, 8, 9]
-    env, argv = dr.argv_of("XLA_FLAGS=--x jaxbp experiment all")
-    assert env == {"XLA_FLAGS": "--x"} and argv[-1] == "--quick"
+    assert dr.shell_line("X=1 jaxbp experiment all --epochs=4") == (
+        "X=1 jaxbp experiment --quick all --epochs=2"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -161,3 +165,16 @@ def test_api_reference_lists_every_public_name():
         if f"::: jaxbp.{jaxbp._MODULE_OF[name]}.{name}\n" not in api
     ]
     assert not missing, "add to docs/api.md: " + ", ".join(missing)
+
+
+def test_python_m_jaxbp_is_the_command():
+    """`python -m jaxbp` (what CONTRIBUTING and the docs may show) runs the jaxbp command."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxbp", "--version"],
+        cwd=dr.ROOT,
+        env=dr.environment(Path("off")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("jaxbp "), proc.stderr
