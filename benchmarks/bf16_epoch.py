@@ -1,8 +1,8 @@
 """One training epoch in float32 vs ``Net(matmul_dtype="bfloat16")``, in one process.
 
-Workloads M' (n 16384, d 784, M 512, K 10, batch 256) and L' (n 8192, d 1024, M 2048,
+Workloads Ms (n 16384, d 784, M 512, K 10, batch 256) and Ls (n 8192, d 1024, M 2048,
 K 10, batch 1024): scaled-down M and L of ``benchmarks/run.py``. The epoch is
-``jaxbp.train.compile_epoch`` (what ``fit`` runs), compiled once and warmed up; the
+``jaxbp.epoch.compile_epoch`` (what ``fit`` runs), compiled once and warmed up; the
 variants are interleaved within each round (rotated order) and we report medians.
 Every round also times the float32 and the bfloat16 → float32 dot peaks
 (``jnp.dot`` of two 2048² matrices), so the epochs can be set against them.
@@ -34,13 +34,14 @@ import jax.numpy as jnp
 import optax
 
 import jaxbp
-from benchmarks import measure
+from benchmarks import measure, workloads
 from benchmarks.bf16_layouts import cpu_info
-from jaxbp import backprop, gradients, train
+from jaxbp import backprop, epoch, gradients
 
+# Sizes from the one workload table (benchmarks/workloads.py): Ms and Ls, shorter M and L.
 WORKLOADS = {
-    "M": {"n": 16384, "d": 784, "M": 512, "K": 10, "batch": 256},
-    "L": {"n": 8192, "d": 1024, "M": 2048, "K": 10, "batch": 1024},
+    name: {"n": w.n, "d": w.d, "M": w.hidden, "K": w.classes, "batch": w.batch}
+    for name, w in ((name, workloads.WORKLOADS[name]) for name in workloads.BF16_EPOCH)
 }
 
 
@@ -54,9 +55,9 @@ def _epoch(variant: str, w: dict):
     optimizer = optax.adam(1e-3)
     if variant.endswith("rows"):
         with mock.patch.dict(gradients._ROUTES, {"matrix": backprop.matrix_grad_rows}):
-            fn = train.compile_epoch.__wrapped__(net, optimizer, n=w["n"], batch_size=w["batch"])
+            fn = epoch.compile_epoch.__wrapped__(net, optimizer, n=w["n"], batch_size=w["batch"])
     else:
-        fn = train.compile_epoch.__wrapped__(net, optimizer, n=w["n"], batch_size=w["batch"])
+        fn = epoch.compile_epoch.__wrapped__(net, optimizer, n=w["n"], batch_size=w["batch"])
     params = jaxbp.init(net, jax.random.key(0), d=w["d"], hidden=w["M"], out=w["K"])
     return fn, params, optimizer.init(params)
 
@@ -83,7 +84,7 @@ def _flops(w: dict) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--workloads", nargs="+", default=["M", "L"], choices=sorted(WORKLOADS))
+    p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     p.add_argument("--out", default="benchmarks/results/bf16_epoch.json")
     args = p.parse_args(argv)
     variants = list(VARIANTS)
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
         w = WORKLOADS[wname]
         X = jax.random.normal(jax.random.key(1), (w["n"], w["d"]))
         Y = jax.nn.one_hot(jax.random.randint(jax.random.key(2), (w["n"],), 0, w["K"]), w["K"])
-        order = train.shuffle_order(jax.random.key(3), 0, w["n"])
+        order = epoch.shuffle_order(jax.random.key(3), 0, w["n"])
         epochs = {v: _epoch(v, w) for v in variants}
         samples = {v: [] for v in [*variants, *peaks]}
 
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
             "bf16_over_f32_time": med["bfloat16"] / med["float32"],
             "peak_bf16_over_f32": gflops["peak bf16"] / gflops["peak float32"],
         }  # fmt: skip
-        print(f"{wname}' {w}: medians of {args.rounds} rounds")
+        print(f"{wname} {w}: medians of {args.rounds} rounds")
         for v in variants:
             s, peak = samples[v], "peak bf16" if v.startswith("bf") else "peak float32"
             print(f"  {v:<12} {med[v]:7.3f} s  [{min(s):.3f}–{max(s):.3f}]  "

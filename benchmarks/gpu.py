@@ -4,7 +4,7 @@
 
 1. Checks jaxbp's hand-written gradients on the default device under
    ``jax.default_matmul_precision("highest")`` against a float64 NumPy reference on the CPU.
-2. Times one epoch (``jaxbp.train.compile_epoch``, data on the device, median of repeats
+2. Times one epoch (``jaxbp.epoch.compile_epoch``, data on the device, median of repeats
    after compilation) on M (65536, 784, 512, 10, batch 256), L′ (262144, 1024, 4096, 10,
    batch 4096) and XL (1048576, 784, 8192, 10, batch 16384) for jaxbp float32 (TF32 on a
    GPU), jaxbp bf16 (``Net(matmul_dtype="bfloat16")``) and plain JAX (``jax.grad`` of the
@@ -30,16 +30,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+if __name__ == "__main__" and not __package__:  # python benchmarks/gpu.py: import from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import jaxbp
-from jaxbp.train import compile_epoch
+from benchmarks.workloads import GPU, WORKLOADS
+from jaxbp.epoch import compile_epoch
 
 # name: (n, d, M, K, batch)
 SIZES = {
-    "gpu": {
-        "M": (65536, 784, 512, 10, 256),
-        "L′": (262144, 1024, 4096, 10, 4096),
-        "XL": (1048576, 784, 8192, 10, 16384),
-    },
+    "gpu": {name: WORKLOADS[name].sizes for name in GPU},  # benchmarks/workloads.py
     "tiny": {"tiny": (512, 16, 32, 10, 64)},
 }
 PEAK_N = {"gpu": 8192, "tiny": 256}

@@ -2,7 +2,7 @@
 
 Workload S: n 8192, d 64, M 128, K 10, batch 128, relu, softmax, Adam 1e-3, float32.
 Compilation is excluded on both sides: the sequential side calls the single-model
-epoch of ``jaxbp.train.compile_epoch`` (the one ``fit`` runs) 64 times, on 64 different
+epoch of ``jaxbp.epoch.compile_epoch`` (the one ``fit`` runs) 64 times, on 64 different
 θ; the batched side is the second epoch of ``jaxbp.fit_many(epochs=2)`` (its
 ``history["seconds"]``: the vmapped epoch over all models, plus fit_many's per-epoch host
 work, drawing the sample orders and fetching the stats). Rounds alternate the two; we
@@ -53,7 +53,7 @@ import optax
 import jaxbp
 from benchmarks.bf16_layouts import cpu_info
 from benchmarks.measure import timed, write_json
-from jaxbp import train
+from jaxbp import epoch
 
 N, D, M, K, BATCH = 8192, 64, 128, 10, 128
 
@@ -136,8 +136,8 @@ def main(argv=None) -> int:
     opt_states = jax.vmap(optimizer.init)(params)
     singles = [jax.tree.map(lambda a, i=i: a[i], (params, opt_states)) for i in range(args.models)]
 
-    one = train.compile_epoch(net, optimizer, n=N, batch_size=BATCH, grad="matrix")
-    orders = [train.shuffle_order(k, 0, N) for k in keys]
+    one = epoch.compile_epoch(net, optimizer, n=N, batch_size=BATCH, grad="matrix")
+    orders = [epoch.shuffle_order(k, 0, N) for k in keys]
 
     def sequential(own: bool):
         order = orders if own else [orders[0]] * args.models
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
             "own": "m keys: model i takes the steps of fit(key=keys[i])",
         },
         "timing": {
-            "sequential": "jaxbp.train.compile_epoch, called once per model",
+            "sequential": "jaxbp.epoch.compile_epoch, called once per model",
             "together": "jaxbp.fit_many(epochs=2): history seconds of epoch 2",
             "peak": "best rate of jax.jit(jnp.dot) on float32 512², 1024², 2048² (median of 5 "
             "each), in every round, as seconds of a 2048² product",

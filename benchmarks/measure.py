@@ -5,7 +5,7 @@ with learning rate 1e-3) for one epoch of shuffled minibatches on the same synth
 data (fixed seed). Methods:
 
 - ``jaxbp``: the compiled epoch function ``jaxbp.fit`` runs, with the hand-written
-  matrix-form gradient (``grad="matrix"``); built once by ``jaxbp.train.compile_epoch``
+  matrix-form gradient (``grad="matrix"``); built once by ``jaxbp.epoch.compile_epoch``
   (the factory ``fit`` uses) and called repeatedly on data already on the device. The
   same process also times ``jaxbp.fit(epochs=1)`` as a user calls it (numpy inputs,
   checks, compilation, one epoch).
@@ -40,7 +40,6 @@ inside the workers, so that the sklearn and torch workers never load JAX.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -52,38 +51,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.workloads import CPU_EPOCH, Workload
+from benchmarks.workloads import WORKLOADS as ALL_WORKLOADS
 
-@dataclasses.dataclass(frozen=True)
-class Workload:
-    """One benchmark problem: n samples of d features, M hidden units, K classes.
-
-    ``reps`` is the number of epochs timed in each subprocess (after the warm-up).
-    """
-
-    name: str
-    n: int
-    d: int
-    hidden: int
-    classes: int
-    batch: int
-    reps: int
-
-    @property
-    def flops(self) -> int:
-        """Executed flops of one epoch: n(4dM + 6MK)."""
-        return self.n * (4 * self.d * self.hidden + 6 * self.hidden * self.classes)
-
-    @property
-    def steps(self) -> int:
-        """Minibatch steps per epoch (every workload divides n by the batch size)."""
-        return self.n // self.batch
-
-
-WORKLOADS = {
-    "S": Workload("S", n=8192, d=64, hidden=128, classes=10, batch=128, reps=20),
-    "M": Workload("M", n=65536, d=784, hidden=512, classes=10, batch=256, reps=2),
-    "L": Workload("L", n=16384, d=1024, hidden=4096, classes=10, batch=1024, reps=1),
-}
+# The workloads live in benchmarks/workloads.py (one table for every script); the epoch
+# benchmark runs the CPU ones.
+WORKLOADS = {name: ALL_WORKLOADS[name] for name in CPU_EPOCH}
 QUICK = {"n": 512, "d": 16, "hidden": 32, "classes": 10, "batch": 64, "reps": 3}
 PEAK_N, QUICK_PEAK_N = 2048, 256
 
@@ -272,7 +245,8 @@ def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras:
     import optax
 
     import jaxbp
-    from jaxbp import train, validate
+    from jaxbp import epoch as epochs
+    from jaxbp import validate
 
     X, y = data(wl)
     net = jaxbp.Net(activation="relu", head="softmax", matmul_dtype=matmul_dtype)
@@ -282,11 +256,11 @@ def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras:
     out: dict = {"threads": {"jax_devices": [str(d) for d in jax.devices()]}}
     Xd, Yd = validate.check_batch(net, params, X, y, kind="batch")  # Y one-hot, on the device
     # The compiled epoch exactly as fit builds it.
-    epoch = train.compile_epoch(net, optimizer, n=wl.n, batch_size=wl.batch, grad=grad)
+    epoch = epochs.compile_epoch(net, optimizer, n=wl.n, batch_size=wl.batch, grad=grad)
     state = [params, optimizer.init(params)]
 
     def run_epoch(k: int) -> None:
-        order = train.shuffle_order(key, k, wl.n)  # drawn on the host, as fit does
+        order = epochs.shuffle_order(key, k, wl.n)  # drawn on the host, as fit does
         p, s, stats = epoch(*state, Xd, Yd, order, None, None)
         jax.block_until_ready((p, s, stats))
         state[:] = [p, s]
@@ -295,7 +269,7 @@ def _work_jaxbp(wl: Workload, reps: int, budget_s: float, grad: str, fit_extras:
     run_epoch(0)
     out["warmup_s"] = time.perf_counter() - start  # trace + compile + one epoch
     out |= _time_epochs(run_epoch, reps, budget_s)
-    out["timing_mode"] = "epoch fn (jaxbp.train.compile_epoch), data on device"
+    out["timing_mode"] = "epoch fn (jaxbp.epoch.compile_epoch), data on device"
     out["matmul_dtype"] = matmul_dtype or "float32"
     if fit_extras:  # fit as a user calls it: numpy inputs, checks, compilation, one epoch
 

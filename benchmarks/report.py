@@ -7,7 +7,11 @@ samples; nothing is timed.
 from __future__ import annotations
 
 import statistics
+import sys
 from pathlib import Path
+
+if __name__ == "__main__" and not __package__:  # python benchmarks/report.py: import from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks import measure
 from benchmarks.measure import BF16_METHODS, METHODS, PEAK, PEAK_BF16, PEAKS
@@ -430,3 +434,389 @@ def write_section(path: Path, name: str, text: str, title: str = "# Benchmarks")
 def save_json(doc: dict, path: Path) -> None:
     """Write ``doc`` with its ``summary`` to ``path`` (atomically: a temporary file, renamed)."""
     measure.write_json(path, doc | {"summary": summarize(doc)})
+
+
+# ---------------------------------------------------------------------------
+# The performance page and BENCHMARKS.md, rendered from benchmarks/results/*.json
+#
+#     python benchmarks/report.py --md BENCHMARKS.md --readme README.md
+#
+# rewrites BENCHMARKS.md whole and the headline block of README.md; docs/performance.md
+# gets the same sections at site build time (docs/hooks.py). Nothing here is typed by hand:
+# every number comes from a result file, named beside it with its machine and date.
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parents[1]
+
+
+def _load(path: Path):
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def latest_epoch_run(results: Path = RESULTS) -> Path:
+    """The newest full training-epoch run (``bench-*.json`` with every CPU workload)."""
+    runs = []
+    for path in results.glob("bench-*.json"):
+        doc = _load(path)
+        full = set(measure.WORKLOADS) <= set(doc.get("workloads", {}))
+        if full and not doc.get("config", {}).get("quick"):
+            runs.append((doc["machine"]["date"], path))
+    return max(runs)[1]
+
+
+def latest_norms_run(results: Path = RESULTS) -> Path:
+    """The newest full per-example-norms run (``norms-*.json``, not ``--quick``)."""
+    from benchmarks.norms import FULL
+
+    runs = [(_load(p), p) for p in results.glob("norms-*.json")]
+    return max((d["machine"]["date"], p) for d, p in runs if d["config"]["size"] == FULL)[1]
+
+
+def _workload_label(sizes: dict) -> str:
+    from benchmarks.workloads import name_of
+
+    n, d, M, K, batch = (sizes[k] for k in ("n", "d", "M", "K", "batch"))
+    name = name_of(n, d, M, K, batch) or "unnamed"
+    return f"{name} (n {n}, d {d}, M {M}, K {K}, batch {batch})"
+
+
+def render_epoch(results: Path = RESULTS) -> str:
+    path = latest_epoch_run(results)
+    return render_markdown(_load(path), _rel(path))
+
+
+def render_norms(results: Path = RESULTS) -> str:
+    from benchmarks import norms
+
+    path = latest_norms_run(results)
+    return norms.render(_load(path), _rel(path))
+
+
+def render_bf16(results: Path = RESULTS) -> str:
+    path = results / "bf16_epoch.json"
+    doc = _load(path)
+    cpu = doc["cpu"]
+    lines = [
+        "## bfloat16 against float32, one epoch in one process",
+        "",
+        f"`python benchmarks/bf16_epoch.py --rounds {doc['rounds']}` on {doc['date']} "
+        f"({cpu['model']}, {cpu['cpus']} cores, jax {doc['jax']}; raw: `{_rel(path)}`): "
+        "one epoch of `jaxbp.epoch.compile_epoch` (Adam, relu, softmax) with "
+        '`Net(matmul_dtype="bfloat16")` against float32, medians of interleaved rounds; '
+        "`rows` are the previous layout of the matrix-form BP (`matrix_grad_rows`); the "
+        "two 2048² dot peaks are timed in the same rounds.",
+        "",
+        "| workload | float32 | bf16 | float32 rows | bf16 rows | bf16 speed-up "
+        "| bf16 / f32 peak | bf16 epoch, % of bf16 peak |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in doc["results"].values():
+        med, gf = entry["median_seconds"], entry["gflops"]
+        lines.append(
+            f"| {_workload_label(entry['workload'])} | {format_seconds(med['float32'])} "
+            f"| {format_seconds(med['bfloat16'])} | {format_seconds(med['float32 rows'])} "
+            f"| {format_seconds(med['bf16 rows'])} "
+            f"| {1 / entry['bf16_over_f32_time']:.2f}× | {entry['peak_bf16_over_f32']:.2f}× "
+            f"| {100 * gf['bfloat16'] / gf['peak bf16']:.0f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_many(results: Path = RESULTS) -> str:
+    docs = sorted(
+        (_load(p) | {"_path": p} for p in results.glob("many-sweep-*.json")),
+        key=lambda d: (d["workload"]["M"], d["workload"]["models"]),
+    )
+    first = docs[0]
+    cpu = first["machine"]["cpu"]
+    lines = [
+        "## Many models at once (`fit_many`)",
+        "",
+        f"`python benchmarks/many.py --models N --hidden M` ({cpu['model']}, {cpu['cpus']} "
+        f"cores, jax {first['versions']['jax']}; "
+        f"{', '.join(sorted({d['date'][:10] for d in docs}))}; raw: "
+        f"`{_rel(results)}/many-sweep-*.json`): workload S with width M, "
+        f"{first['shuffles']} minibatch order; sequential = {first['timing']['sequential']}; "
+        f"together = {first['timing']['together']}. GFLOP/s = N · n(4dM + 6MK) / epoch.",
+        "",
+        "| models | M | sequential | together | ratio | seq. GFLOP/s | together GFLOP/s "
+        "| peak GFLOP/s | target | date |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for d in docs:
+        med, gf, w = d["median_seconds"], d["gflops"], d["workload"]
+        target = f"≥ {d['target']:g}×: {'met' if d['met'] else 'not met'}"
+        lines.append(
+            f"| {w['models']} | {w['M']} | {format_seconds(med['sequential'])} "
+            f"| {format_seconds(med['together'])} | {d['throughput_ratio']:.2f}× "
+            f"| {gf['sequential']:.1f} | {gf['together']:.1f} | {gf['peak']:.1f} | {target} "
+            f"| {d['date']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_startup(results: Path = RESULTS) -> str:
+    path = results / "startup.json"
+    doc = _load(path)
+    roots = list(dict.fromkeys(row["root"] for row in doc["rows"]))
+    cases = list(dict.fromkeys(row["case"] for row in doc["rows"]))
+    med = {(row["root"], row["case"]): row["median_s"] for row in doc["rows"]}
+    lines = [
+        "## Startup",
+        "",
+        f"`python benchmarks/startup.py --runs {doc['runs']} --root BEFORE --root .` "
+        f"({doc['cpu']}, {doc['cores']} cores, Python {doc['python']}; the file records no "
+        f"date; raw: `{_rel(path)}`): whole processes, median of {doc['runs']} interleaved "
+        "runs, in seconds. The first root is the code before the startup work, the last "
+        "the code after it.",
+        "",
+        "| case | "
+        + " | ".join(
+            ("before" if i == 0 else "after") if len(roots) == 2 else f"`{r}`"
+            for i, r in enumerate(roots)
+        )
+        + " |",
+        "|---|" + "---:|" * len(roots),
+    ]
+    for case in cases:
+        cells = [format_value(med.get((r, case)), ".2f") for r in roots]
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_memory(results: Path = RESULTS) -> str:
+    path = results / "memory.json"
+    rows = _load(path)
+    lines = [
+        "## Memory",
+        "",
+        f"`python benchmarks/memory.py --n 200000 1000000` (the file records no machine or "
+        f"date; raw: `{_rel(path)}`): peak resident memory of one call beyond the data, in a "
+        "fresh process per case; X (n, 100) float32, K 10, M 32, softmax, Adam, batch 256, "
+        "one epoch.",
+        "",
+        "| call | n | X MiB | rise MiB | rise / X | seconds |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['what']}` | {r['n']:,} | {r['X_MiB']:.0f} | {r['rise_MiB']:.0f} "
+            f"| {r['rise_over_X']:.2f}× | {r['seconds']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_distributed(results: Path = RESULTS) -> str:
+    path = results / "distributed.json"
+    lines = ["## Several processes (data parallel over JAX's distributed runtime)", ""]
+    if not path.exists():
+        return "\n".join([*lines, "No result file yet (`benchmarks/results/distributed.json`)."])
+    doc = _load(path)
+    a = doc["args"]
+    lines += [
+        f"`python benchmarks/distributed.py` ({doc['cpu']}, {doc['cores']} cores; the file "
+        f"records no date; raw: `{_rel(path)}`): n {a['n']}, d {a['d']}, M {a['hidden']}, "
+        f"batch {a['batch']}, {a['epochs']} epochs; local processes on one machine, "
+        "gradients all-reduced between them.",
+        "",
+        "| processes | epoch (s) | per step (µs) | collectives per step (µs) | final loss |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {r['processes']} | {r['epoch_s']:.3f} | {r['step_us']:,.0f} "
+            f"| {format_value(r.get('collective_us'), ',.0f')} | {r['loss']:.6f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+EXPERIMENTS = ROOT / "docs" / "experiments"
+
+
+def render_experiment_times(experiments: Path = EXPERIMENTS) -> str:
+    """The wall time of each experiment's last run (its ``results.json``), one line."""
+    parts = []
+    for name in ("universal", "features", "optimizers", "bp-cost"):
+        path = experiments / name / "results.json"
+        if path.exists():
+            parts.append(f"{name} {_load(path)['timings']['total_s']:.1f} s")
+    return "Wall time of each run, from its `results.json`: " + ", ".join(parts) + ".\n"
+
+
+def render_bp_cost(experiments: Path = EXPERIMENTS) -> str:
+    """The bp-cost experiment's table: time of each gradient against P."""
+    path = experiments / "bp-cost" / "results.json"
+    doc = _load(path)
+    lines = [
+        f"(From `{_rel(path)}`.)",
+        "",
+        "| M | P | forward | BP (batch_grad) | jax.grad | finite differences "
+        "| BP / forward | FD / BP |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = zip(
+        doc["widths"], doc["params"], doc["forward_s"], doc["bp_s"], doc["autodiff_s"],
+        doc["fd_s"], doc["fd_coordinates_timed"], doc["bp_over_forward"], doc["fd_over_bp"],
+        strict=True,
+    )  # fmt: skip
+    for M, P, fwd, bp, ad, fd, timed, ratio, fd_ratio in rows:
+        scaled = " (scaled)" if timed < P else ""
+        lines.append(
+            f"| {M} | {P:,} | {format_seconds(fwd)} | {format_seconds(bp)} "
+            f"| {format_seconds(ad)} | {format_seconds(fd)}{scaled} | {ratio:.1f} "
+            f"| {fd_ratio:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_workloads() -> str:
+    from benchmarks.workloads import WORKLOADS
+
+    lines = [
+        "## Workloads",
+        "",
+        "Every script takes its sizes from `benchmarks/workloads.py`; a result is shown "
+        "under the name whose sizes it has.",
+        "",
+        "| name | n | d | M | K | batch | GFLOP per epoch |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w in WORKLOADS.values():
+        lines.append(
+            f"| {w.name} | {w.n:,} | {w.d} | {w.hidden} | {w.classes} | {w.batch} "
+            f"| {w.flops / 1e9:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def headlines(results: Path = RESULTS) -> str:
+    """One line per headline figure, each with its source, machine and date (for the README)."""
+    epoch_path = latest_epoch_run(results)
+    doc = _load(epoch_path)
+    s, mach = summarize(doc), doc["machine"]
+    where = f"{mach['cpu_model']}, {mach['usable_cores']} cores, {mach['date'][:10]}"
+    sk = [s[w]["ratios"]["sklearn"]["speedup"] for w in measure.WORKLOADS]
+    pct = [s[w]["methods"]["jaxbp"]["pct_peak"] for w in measure.WORKLOADS]
+    bf16 = [
+        s[w]["methods"]["jaxbp"]["time"]["median"] / s[w]["methods"]["jaxbp-bf16"]["time"]["median"]
+        for w in measure.WORKLOADS
+    ]
+    norms_path = latest_norms_run(results)
+    norms = _load(norms_path)
+    nm = norms["machine"]
+    med = {m: statistics.median(samples([r for r in runs if "error" not in r]))
+           for m, runs in norms["runs"].items()}  # fmt: skip
+    ratio = med["vmap-grad"] / med["jaxbp"]
+    startup = _load(results / "startup.json")
+    last_root = startup["rows"][-1]["root"]
+    cold = next(r["median_s"] for r in startup["rows"]
+                if r["root"] == last_root and r["case"] == "train (cold cache)")  # fmt: skip
+    many = _load(results / "many-sweep-m64-M128.json")
+    src = _rel(epoch_path)
+    return "\n".join([
+        f"- Epoch vs scikit-learn's `MLPClassifier`: {sk[0]:.1f}× / {sk[1]:.1f}× / {sk[2]:.1f}× "
+        f"faster on S / M / L, at {pct[0]:.0f}% / {pct[1]:.0f}% / {pct[2]:.0f}% of the matmul "
+        f"peak ({where}; `{src}`).",
+        f"- bfloat16 epoch vs float32: {bf16[0]:.2f}× / {bf16[1]:.2f}× / {bf16[2]:.2f}× on "
+        f"S / M / L ({where}; `{src}`).",
+        f"- `per_sample_grad_norms` vs norms of `vmap(grad)`: {ratio:.0f}× faster "
+        f"({nm['cpu_model']}, {nm['usable_cores']} cores, {nm['date'][:10]}; "
+        f"`{_rel(norms_path)}`).",
+        f"- 64 models of S with `fit_many` vs one by one: {many['throughput_ratio']:.2f}× "
+        f"({many['machine']['cpu']['model']}, {many['machine']['cpu']['cpus']} cores, "
+        f"{many['date'][:10]}; `benchmarks/results/many-sweep-m64-M128.json`).",
+        f"- Default `jaxbp train`, empty compilation cache: {cold:.1f} s, whole process "
+        f"({startup['cpu']}, {startup['cores']} cores, date not recorded; "
+        "`benchmarks/results/startup.json`).",
+        "- GPU: not measured yet (`benchmarks/gpu.py` is ready).",
+    ]) + "\n"  # fmt: skip
+
+
+SECTIONS = {
+    "workloads": render_workloads,
+    "epoch": render_epoch,
+    "norms": render_norms,
+    "bf16": render_bf16,
+    "many": render_many,
+    "startup": render_startup,
+    "memory": render_memory,
+    "distributed": render_distributed,
+    "headlines": headlines,
+}
+
+
+# Rendered from the experiments' results.json (docs/experiments/), for docs/experiments.md.
+EXPERIMENT_SECTIONS = {
+    "experiment-times": render_experiment_times,
+    "bp-cost": render_bp_cost,
+}
+
+
+def render_section(name: str, results: Path | None = None) -> str:
+    """Section ``name`` of :data:`SECTIONS` rendered from ``results`` (default: the repo's),
+    or of :data:`EXPERIMENT_SECTIONS` from docs/experiments/."""
+    if name in EXPERIMENT_SECTIONS:
+        return EXPERIMENT_SECTIONS[name]()
+    fn = SECTIONS[name]
+    return fn() if name == "workloads" else fn(results or RESULTS)
+
+
+def benchmarks_md(results: Path | None = None) -> str:
+    """BENCHMARKS.md, whole: every section, generated."""
+    parts = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by `python benchmarks/report.py --md BENCHMARKS.md`: do not edit. -->",
+        "",
+        "Every table below is rendered from the result files in `benchmarks/results/`, "
+        "each named with its machine and date. The same tables, with what they mean and "
+        "how to reproduce them, are on the documentation site's performance page "
+        "(`docs/performance.md`).",
+        "",
+    ]
+    for name in SECTIONS:
+        if name != "headlines":
+            parts += [render_section(name, results).rstrip(), ""]
+    return "\n".join(parts)
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    """``text`` with the lines between ``<!-- name:begin -->`` and ``<!-- name:end -->``
+    replaced by ``body``; a ValueError if the markers are missing."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"markers {begin} … {end} not found")
+    head, rest = text.split(begin, 1)
+    return head + begin + "\n" + body.rstrip() + "\n" + end + rest.split(end, 1)[1]
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Render the benchmark results as Markdown.")
+    p.add_argument("--md", type=Path, metavar="PATH", help="write BENCHMARKS.md (whole) here")
+    p.add_argument("--readme", type=Path, metavar="PATH",
+                   help="rewrite the headlines block of this README")  # fmt: skip
+    p.add_argument("--results", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    text = benchmarks_md(args.results)
+    if args.md:
+        args.md.write_text(text, encoding="utf-8")
+    if args.readme:
+        old = args.readme.read_text(encoding="utf-8")
+        args.readme.write_text(
+            replace_block(old, "headlines", headlines(args.results)), encoding="utf-8"
+        )
+    if not (args.md or args.readme):
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

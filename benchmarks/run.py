@@ -14,11 +14,13 @@ Run from the repository root::
 
     python benchmarks/run.py                                  # S, M, L; all methods; 5 rounds
     python benchmarks/run.py --quick --workloads S --rounds 1  # a tiny smoke run
-    python benchmarks/run.py --from-json FILE --md BENCHMARKS.md   # re-render the tables
+    python benchmarks/run.py --from-json FILE --md OUT.md     # the tables of one run
+    python benchmarks/report.py --md BENCHMARKS.md --readme README.md   # the published ones
 
 Results go to ``--out`` (default ``benchmarks/results/bench-DATE.json``); the Markdown
-section is written only to the file given by ``--md``. ``jaxbp bench ARGS`` is an alias
-of ``python benchmarks/run.py ARGS`` (``benchmarks.run.main(argv)``).
+section of this run is written only to the file given by ``--md``. BENCHMARKS.md is
+generated whole by ``benchmarks/report.py`` from the newest full run in
+``benchmarks/results/``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxbp import activations, heads
+from jaxbp import activations, heads, validate
 from jaxbp.params import Params
 from jaxbp.validate import (
     check_batch,
@@ -31,7 +31,7 @@ Array = jax.Array
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
-class Net:
+class Net(validate.NetBase):
     """Static configuration of f(x) = h(W σ(Vx)): hashable, and a pytree with no leaves.
 
     Because ``Net`` has no leaves, ``jax.jit(jaxbp.manual_grad)(net, params, x, y)``

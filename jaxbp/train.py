@@ -26,7 +26,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxbp.epoch import compile_epoch, data_sharding, shuffle_order
-from jaxbp.gradients import METHODS, grad_fn
+from jaxbp.gradients import grad_fn
 from jaxbp.model import Net, forward_pass
 from jaxbp.optimizers import with_weight_decay
 from jaxbp.params import Params
@@ -41,16 +41,15 @@ from jaxbp.validate import (
 Array = jax.Array
 
 STATUSES = ("completed", "early_stopped", "diverged", "stopped")
+# compile_epoch, data_sharding and shuffle_order are used here but live in jaxbp.epoch,
+# and METHODS in jaxbp.gradients: import them from there (one import path each; the
+# names exist here only because this module uses them).
 __all__ = [
-    "METHODS",
     "STATUSES",
     "FitResult",
     "Interrupted",
     "TrainState",
-    "compile_epoch",
-    "data_sharding",
     "fit",
-    "shuffle_order",
 ]
 
 
@@ -427,7 +426,7 @@ def fit(
         Interrupted: on Ctrl-C (a ``KeyboardInterrupt``); its ``result`` holds the
             last completed epoch.
 
-    Example:
+    Examples:
         >>> import jax, optax, jaxbp
         >>> from jaxbp import data
         >>> ds = data.load("moons")

@@ -39,11 +39,16 @@ def _shape_of(a, name: str):
     return a.shape
 
 
+class NetBase:
+    """The type :func:`check_net` accepts. :class:`jaxbp.Net` derives from it, so that the
+    checks need no import of ``jaxbp.model`` (which imports them): no import circle."""
+
+    __slots__ = ()
+
+
 def check_net(net):
     """``net`` itself if it is a :class:`jaxbp.Net`, else a TypeError naming ``net``."""
-    from jaxbp.model import Net  # model imports this module: import at call time
-
-    if not isinstance(net, Net):
+    if not isinstance(net, NetBase):
         raise TypeError(
             f"net must be a jaxbp.Net (e.g. jaxbp.Net(activation='relu', head='softmax')), "
             f"got {type(net).__name__}"

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import jaxbp
-from jaxbp import data, train
+from jaxbp import data, epoch, gradients, train
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +64,14 @@ def test_grad_methods_give_the_same_trajectory_in_float64(moons):
             net, jax.random.key(0), d=2, hidden=8, out=2, bias=True, dtype=jnp.float64
         )
         X, Y = moons.X_train.astype(np.float64), moons.y_train
-        results = {g: _fit(net, params, X, Y, epochs=5, grad=g).params for g in train.METHODS}
+        results = {g: _fit(net, params, X, Y, epochs=5, grad=g).params for g in gradients.METHODS}
         for g in ("vmap", "autodiff"):
             chex.assert_trees_all_close(results[g], results["matrix"], rtol=1e-9, atol=1e-9)
 
 
 def test_one_epoch_is_compiled_once(moons, monkeypatch):
     made = []
-    original = train.compile_epoch
+    original = epoch.compile_epoch
 
     def spy(*args, **kwargs):
         made.append(original(*args, **kwargs))
@@ -98,7 +98,7 @@ def test_last_partial_batch_is_used_with_its_own_mean():
         key=jax.random.key(7), progress=False,
     )  # fmt: skip
     # The documented shuffle: epoch k uses shuffle_order(second half of split(key), k, n).
-    perm = train.shuffle_order(jax.random.split(jax.random.key(7))[1], 0, 10)
+    perm = epoch.shuffle_order(jax.random.split(jax.random.key(7))[1], 0, 10)
     expected, losses = params, []
     for idx in (perm[:4], perm[4:8], perm[8:]):
         losses.append(float(jaxbp.loss(net, expected, X[idx], Y[idx])) * len(idx))

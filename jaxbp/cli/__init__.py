@@ -1,4 +1,6 @@
-"""The ``jaxbp`` command: train, evaluate, predict, gradcheck, explain, experiment, bench.
+"""The ``jaxbp`` command: train, evaluate, predict, gradcheck, explain, experiment.
+
+The benchmarks are not a command: run ``python benchmarks/run.py`` from a checkout.
 
 The application layer: it may import the library, the library never imports it.
 Every user mistake (bad argument, missing or damaged file, bad data) ends with a
@@ -77,22 +79,6 @@ def _experiment(args) -> int:
     from jaxbp.cli import experiments
 
     return experiments.run(args)
-
-
-def _bench(argv: list[str]) -> int:
-    """``jaxbp bench``: the harness lives in the checkout's benchmarks/, not in the package."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "benchmarks" / "run.py").is_file():
-        print(
-            "jaxbp bench: error: the benchmark harness is not installed with the package; "
-            "run `python benchmarks/run.py` from a checkout of jaxbp",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    sys.path.insert(0, str(root))
-    from benchmarks import run
-
-    return run.main(argv)
 
 
 CACHE_ENV = "JAXBP_CACHE_DIR"
@@ -224,8 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     x64 = _x64()
     try:
-        if argv[:1] == ["bench"]:  # the benchmark parses its own arguments
-            return _bench(argv[1:])
         args = parse(argv)
         command = args.command
         if command == "train":

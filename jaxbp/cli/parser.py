@@ -315,15 +315,6 @@ def _add_experiment(sub) -> None:
     experiments.add_arguments(p)
 
 
-def _add_bench(sub) -> None:
-    # Listed for --help only: main() hands `jaxbp bench ...` to benchmarks/run.py.
-    sub.add_parser(
-        "bench",
-        help="benchmark jaxbp against plain JAX, scikit-learn and PyTorch (from a checkout: "
-        "same as python benchmarks/run.py)",
-    )
-
-
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jaxbp`` command."""
     from jaxbp import __version__  # jaxbp imports its modules lazily: no JAX here
@@ -331,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="jaxbp",
         description="A two-layer network f(x) = h(W σ(Vx)) with hand-written backpropagation: "
-        "train, evaluate, predict, gradcheck, explain, experiment, bench.",
+        "train, evaluate, predict, gradcheck, explain, experiment.",
     )
     p.add_argument("--version", action="version", version=f"jaxbp {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -342,7 +333,6 @@ def parser() -> argparse.ArgumentParser:
     _add_gradcheck(sub)
     _add_explain(sub)
     _add_experiment(sub)
-    _add_bench(sub)
     from jaxbp.cli import playground  # its flags only: the web server is imported when it runs
 
     playground.add_arguments(sub)
