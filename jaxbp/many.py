@@ -197,9 +197,7 @@ def fit_many(
     orders = _orders(key, m, n)
     batch_size = n if batch_size is None else min(batch_size, n)
     opt_state = _with_hyperparams(jax.vmap(optimizer.init)(params), hyperparams, m)
-    X, Y, Xv, Yv, S, params, opt_state = on_one_device(
-        (X, Y, Xv, Yv, S, params, opt_state), params
-    )
+    X, Y, Xv, Yv, S, params, opt_state = on_one_device((X, Y, Xv, Yv, S, params, opt_state), params)
     epoch_fn = compile_epoch(net, optimizer, n=n, batch_size=batch_size, grad=grad, many=True)
     state = TrainState(params, opt_state, 0, new_history(net.is_classifier))
     options = LoopOptions(epochs, net.is_classifier, progress=progress, callback=callback)

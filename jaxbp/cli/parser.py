@@ -23,7 +23,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}{help_hint}\n")
 
     def _suggestion(self, message: str) -> str:
-        """"; did you mean --hidden?" for the first unknown flag close to a known one."""
+        """ "; did you mean --hidden?" for the first unknown flag close to a known one."""
         import difflib
 
         argv = self.argv or (self.root.argv if self.root else None) or []

@@ -240,8 +240,7 @@ def from_csv(
         weights = _csv_column(path, rows, header.index(weight_column), weight_column, numeric=True)
         if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.any()):
             raise DataError(
-                f"{path}: weight column {weight_column!r} must hold finite numbers >= 0, "
-                "not all 0"
+                f"{path}: weight column {weight_column!r} must hold finite numbers >= 0, not all 0"
             )
     return make_dataset(
         path.stem, X, y, n_classes=n_classes, seed=0, test_fraction=test_fraction,
