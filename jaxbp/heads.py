@@ -100,6 +100,15 @@ class Head:
         """Class ids 0..C−1 as the labels this head's loss takes."""
         raise ValueError(f"head='{self.name}' takes real targets, not classes")
 
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """A data set's labels as this head's loss takes them: class ids 0..C−1 through
+        :meth:`labels_from_classes` for a classifier, real targets unchanged otherwise.
+
+        The one label → loss-label conversion: the CLI, the playground and the
+        estimators call it.
+        """
+        return self.labels_from_classes(y) if self.classifier else y
+
     # -- outputs ------------------------------------------------------------------------
     def predict(self, o: Array) -> Array:
         """The prediction for logits o: f = h(o)."""

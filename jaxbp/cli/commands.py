@@ -47,8 +47,7 @@ def _describe(cfg: RunConfig, ds) -> str:
 
 def labels(cfg: RunConfig, y) -> np.ndarray:
     """The data set's class ids (or targets) as the run's head takes them."""
-    head = cfg.net().loss_head
-    return head.labels_from_classes(y) if head.classifier else y
+    return cfg.net().loss_head.targets(y)
 
 
 def train_command(args) -> int:
