@@ -265,13 +265,15 @@ class RunConfig:
         A value that is NaN or inf, or that overflows the run's dtype once standardised,
         is refused, naming its row (1-based) and column.
         """
-        mean, std = (np.asarray(part) for part in self.scaler)
+        from jaxbp.data import standardise
+
+        scaler = tuple(np.asarray(part) for part in self.scaler)
         if X_raw.ndim != 2 or X_raw.shape[1] != self.d:
             raise ConfigError(
                 f"{where} has {X_raw.shape[-1]} features but the run was trained on d={self.d}"
             )
         with np.errstate(all="ignore"):
-            X = ((np.asarray(X_raw, np.float64) - mean) / std).astype(np.dtype(self.dtype))
+            X = standardise(np.asarray(X_raw, np.float64), scaler, np.dtype(self.dtype))
         bad = ~np.isfinite(X)
         if bad.any():
             i, j = (int(k) for k in np.argwhere(bad)[0])

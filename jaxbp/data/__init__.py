@@ -43,6 +43,8 @@ from jaxbp.data.dataset import (
     Dataset,
     fit_scaler,
     make_dataset,
+    standardise,
+    unstandardise,
 )
 from jaxbp.data.files import (
     MAX_CLASSES,
@@ -95,7 +97,9 @@ __all__ = [
     "regression_1d",
     "sine",
     "spirals",
+    "standardise",
     "teacher",
     "teacher_net",
+    "unstandardise",
     "xor",
 ]

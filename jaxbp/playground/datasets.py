@@ -137,10 +137,7 @@ def _generate(settings: Settings, key) -> Dataset:
 
 def _raw_rows(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """All samples (train, then test) in raw units, float64, with their labels."""
-    X = np.concatenate([ds.X_train, ds.X_test]).astype(np.float64)
-    if ds.scaler is not None:
-        mean, std = (np.asarray(a, np.float64) for a in ds.scaler)
-        X = X * std + mean
+    X = data.unstandardise(np.concatenate([ds.X_train, ds.X_test]).astype(np.float64), ds.scaler)
     return X, np.concatenate([ds.y_train, ds.y_test])
 
 
