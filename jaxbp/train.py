@@ -303,18 +303,26 @@ def split_validation(key, X, Y, fraction: float):
     return _hold_out(split_key, jnp.asarray(X), jnp.asarray(Y), _validation_size(len(X), fraction))
 
 
-@partial(jax.jit, static_argnums=3)
+@partial(jax.jit, static_argnums=1)
+def _permuted_split(key, n_val: int, *arrays: Array) -> tuple[Array, ...]:
+    """The one train/validation hold-out: the rows of every array in one random order
+    (``key``'s permutation), as (train parts..., validation parts...) with the first
+    ``n_val`` rows for validation. The same key and n give the same rows for every array.
+    """
+    perm = jax.random.permutation(key, arrays[0].shape[0])
+    return tuple(a[perm[n_val:]] for a in arrays) + tuple(a[perm[:n_val]] for a in arrays)
+
+
 def _hold_out(key, X: Array, Y: Array, n_val: int) -> tuple[Array, Array, Array, Array]:
     """(X, Y) in a random order split into training rows and the first ``n_val`` for validation."""
-    perm = jax.random.permutation(key, X.shape[0])
-    return X[perm[n_val:]], Y[perm[n_val:]], X[perm[:n_val]], Y[perm[:n_val]]
+    X, Y, Xv, Yv = _permuted_split(key, n_val, X, Y)
+    return X, Y, Xv, Yv
 
 
-@partial(jax.jit, static_argnums=2)
 def _hold_out_weights(key, S: Array, n_val: int) -> tuple[Array, Array]:
     """The sample weights of :func:`_hold_out`'s split (same key, same permutation)."""
-    perm = jax.random.permutation(key, S.shape[0])
-    return S[perm[n_val:]], S[perm[:n_val]]
+    S, Sv = _permuted_split(key, n_val, S)
+    return S, Sv
 
 
 def _split_weights(S, split_key, n_all: int, n_train: int):
