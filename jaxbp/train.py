@@ -34,6 +34,7 @@ from jaxbp.validate import (
     check_key,
     check_net,
     check_params,
+    check_positive_int,
     check_sample_weight,
     checked_data,
 )
@@ -117,15 +118,6 @@ def _validation_size(n: int, fraction) -> int:
     return n_val
 
 
-def _positive_int(value, name: str, *, none_ok: bool = False) -> int | None:
-    if value is None and none_ok:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        extra = " or None (full batch)" if none_ok else ""
-        raise ValueError(f"{name} must be a positive integer{extra}, got {value!r}")
-    return int(value)
-
-
 def check_fit_args(
     optimizer, epochs, batch_size, grad, callback=None, progress=None
 ) -> tuple[int, int | None]:
@@ -135,8 +127,8 @@ def check_fit_args(
             f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
             f"got {type(optimizer).__name__}"
         )
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size", none_ok=True)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size", none_ok=True)
     grad_fn(grad, "grad")
     if progress is not None and not isinstance(progress, bool | np.bool_):
         raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
@@ -448,7 +440,7 @@ def fit(
     check_net(net)
     epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad, callback, progress)
     if early_stopping is not None:
-        early_stopping = _positive_int(early_stopping, "early_stopping")
+        early_stopping = check_positive_int(early_stopping, "early_stopping")
     if state is not None and isinstance(state, TrainState):
         params = state.params
     check_params(net, params)
