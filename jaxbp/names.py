@@ -21,5 +21,6 @@ HEADS: tuple[str, ...] = ("squared", "logistic", "softmax")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential", "inverse-time")
 GRADIENT_METHODS: tuple[str, ...] = ("matrix", "vmap", "autodiff")
-SYNTHETIC_DATA: tuple[str, ...] = ("moons", "circles", "spirals", "xor", "blobs", "sine", "teacher")
+PLANE_DATA: tuple[str, ...] = ("moons", "circles", "spirals", "xor", "blobs")  # 2-D classification
+SYNTHETIC_DATA: tuple[str, ...] = (*PLANE_DATA, "sine", "teacher")
 DATA: tuple[str, ...] = ("digits", *SYNTHETIC_DATA)

@@ -35,7 +35,6 @@ Example:
     ((80, 2), (80,), 2)
 """
 
-from jaxbp import names as _names  # the parser's dependency-free copy
 from jaxbp.data.dataset import (
     MIN_SAMPLES,
     TEST_FRACTION,
@@ -70,8 +69,6 @@ from jaxbp.data.synthetic import (
     teacher_net,
     xor,
 )
-
-assert (NAMES, SYNTHETIC) == (_names.DATA, _names.SYNTHETIC_DATA), "jaxbp.names.DATA is out of date"
 
 __all__ = [
     "MAX_CLASSES",

@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxbp import data
 from jaxbp.data import DataError, Dataset
+from jaxbp.data.loading import GENERATORS
 from jaxbp.playground.settings import DEFAULT_TEST_FRACTION, UPLOAD, Settings, SettingsError
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -128,11 +129,7 @@ def _generate(settings: Settings, key) -> Dataset:
         kwargs["std" if name == "blobs" else "noise"] = settings.noise
     if name == "blobs":
         kwargs["centers"] = settings.centers
-    generator = {
-        "moons": data.moons, "circles": data.circles, "spirals": data.spirals, "xor": data.xor,
-        "blobs": data.blobs, "sine": data.sine, "teacher": data.teacher,
-    }[name]  # fmt: skip
-    return generator(key, **kwargs)
+    return GENERATORS[name](key, **kwargs)
 
 
 def _raw_rows(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
