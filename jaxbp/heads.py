@@ -63,6 +63,13 @@ class Head:
 
     classifier = False
 
+    @property
+    def takes_output_map(self) -> bool:
+        """Whether the output map h is chosen (``output=``, ``--output``): squared only; the
+        classifiers' maps are fixed. Read from :data:`jaxbp.names.OUTPUT_MAP_HEADS`, which
+        the command line checks without importing JAX."""
+        return self.name in names.OUTPUT_MAP_HEADS
+
     # -- widths -------------------------------------------------------------------------
     def check_width(self, K: int, name: str = "K") -> None:
         """Raise ``ValueError`` if this head cannot have K outputs (``name`` says whose K)."""
@@ -318,7 +325,7 @@ def get(name: str, output: str | None = None, *, negative_slope: float = 0.01) -
     fixed = {"logistic": LOGISTIC, "softmax": SOFTMAX}
     if name not in fixed:
         raise ValueError(f"unknown head {name!r}; expected one of {', '.join(NAMES)}")
-    if output is not None:
+    if output is not None and not fixed[name].takes_output_map:
         raise ValueError(
             f"output={output!r} was given, but the {name} head's output map is fixed; "
             "output= applies to head='squared' only"

@@ -18,6 +18,7 @@ ACTIVATIONS: tuple[str, ...] = (
     "gelu_exact",
 )
 HEADS: tuple[str, ...] = ("squared", "logistic", "softmax")
+OUTPUT_MAP_HEADS: tuple[str, ...] = ("squared",)  # Head.takes_output_map: an output map h to pick
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential", "inverse-time")
 GRADIENT_METHODS: tuple[str, ...] = ("matrix", "vmap", "autodiff")

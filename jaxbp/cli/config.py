@@ -93,8 +93,11 @@ class RunConfig:
                 raise ConfigError(f"{name} must be {want}, got {value!r}")
         if self.bf16 and self.x64:
             raise ConfigError("--bf16 and --x64 exclude each other (bf16 products, f64 params?)")
-        if self.head is not None and self.output is not None and self.head != "squared":
-            raise ConfigError(f"--output applies to --head squared only, not --head {self.head}")
+        takes = names.OUTPUT_MAP_HEADS  # Head.takes_output_map, without importing JAX
+        if self.head is not None and self.output is not None and self.head not in takes:
+            raise ConfigError(
+                f"--output applies to --head {' / '.join(takes)} only, not --head {self.head}"
+            )
         if self.d is not None and self.scaler is not None:
             if not all(len(part) == self.d for part in self.scaler):
                 raise ConfigError(f"scaler must hold d={self.d} means and stds")
