@@ -63,6 +63,13 @@ class Head:
 
     classifier = False
 
+    @property
+    def takes_output_map(self) -> bool:
+        """Whether the output map h is chosen (``output=``, ``--output``): squared only; the
+        classifiers' maps are fixed. Read from :data:`jaxbp.names.OUTPUT_MAP_HEADS`, which
+        the command line checks without importing JAX."""
+        return self.name in names.OUTPUT_MAP_HEADS
+
     # -- widths -------------------------------------------------------------------------
     def check_width(self, K: int, name: str = "K") -> None:
         """Raise ``ValueError`` if this head cannot have K outputs (``name`` says whose K)."""
@@ -99,6 +106,15 @@ class Head:
     def labels_from_classes(self, ids: np.ndarray) -> np.ndarray:
         """Class ids 0..C−1 as the labels this head's loss takes."""
         raise ValueError(f"head='{self.name}' takes real targets, not classes")
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """A data set's labels as this head's loss takes them: class ids 0..C−1 through
+        :meth:`labels_from_classes` for a classifier, real targets unchanged otherwise.
+
+        The one label → loss-label conversion: the CLI, the playground and the
+        estimators call it.
+        """
+        return self.labels_from_classes(y) if self.classifier else y
 
     # -- outputs ------------------------------------------------------------------------
     def predict(self, o: Array) -> Array:
@@ -309,7 +325,7 @@ def get(name: str, output: str | None = None, *, negative_slope: float = 0.01) -
     fixed = {"logistic": LOGISTIC, "softmax": SOFTMAX}
     if name not in fixed:
         raise ValueError(f"unknown head {name!r}; expected one of {', '.join(NAMES)}")
-    if output is not None:
+    if output is not None and not fixed[name].takes_output_map:
         raise ValueError(
             f"output={output!r} was given, but the {name} head's output map is fixed; "
             "output= applies to head='squared' only"

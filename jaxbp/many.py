@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxbp.epoch import compile_epoch, shuffle_order
 from jaxbp.model import Net
 from jaxbp.params import Params, init
 from jaxbp.train import (
@@ -36,11 +37,9 @@ from jaxbp.train import (
     TrainState,
     check_fit_args,
     checked_validation,
-    compile_epoch,
     new_history,
     on_one_device,
     run_epochs,
-    shuffle_order,
 )
 from jaxbp.validate import check_net, check_real, check_sample_weight, checked_data
 

@@ -18,8 +18,10 @@ ACTIVATIONS: tuple[str, ...] = (
     "gelu_exact",
 )
 HEADS: tuple[str, ...] = ("squared", "logistic", "softmax")
+OUTPUT_MAP_HEADS: tuple[str, ...] = ("squared",)  # Head.takes_output_map: an output map h to pick
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential", "inverse-time")
 GRADIENT_METHODS: tuple[str, ...] = ("matrix", "vmap", "autodiff")
-SYNTHETIC_DATA: tuple[str, ...] = ("moons", "circles", "spirals", "xor", "blobs", "sine", "teacher")
+PLANE_DATA: tuple[str, ...] = ("moons", "circles", "spirals", "xor", "blobs")  # 2-D classification
+SYNTHETIC_DATA: tuple[str, ...] = (*PLANE_DATA, "sine", "teacher")
 DATA: tuple[str, ...] = ("digits", *SYNTHETIC_DATA)

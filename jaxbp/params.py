@@ -7,14 +7,13 @@ offset is ``None`` (the lecture's "w.l.o.g. no offset"), an empty pytree.
 
 from __future__ import annotations
 
-import operator
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxbp.validate import check_key, check_net, check_real
+from jaxbp.validate import check_key, check_net, check_positive_int, check_real
 
 Array = jax.Array
 
@@ -52,15 +51,7 @@ def _initializer(scheme: str, scale: float):
 
 def _check_dims(**dims: int) -> dict[str, int]:
     """The sizes as Python ints (NumPy integers accepted); each must be ≥ 1."""
-    checked = {}
-    for name, value in dims.items():
-        try:
-            checked[name] = operator.index(value)
-        except TypeError:
-            checked[name] = 0
-        if isinstance(value, bool) or checked[name] < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return checked
+    return {name: check_positive_int(value, name) for name, value in dims.items()}
 
 
 def _resolve_dtype(dtype) -> jnp.dtype:

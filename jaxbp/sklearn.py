@@ -42,7 +42,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 import jaxbp
 from jaxbp import model, optimizers
 from jaxbp.evaluation import class_probabilities, predict_classes
-from jaxbp.validate import check_real, check_sample_weight
+from jaxbp.validate import check_positive_int, check_real, check_sample_weight
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data
@@ -101,18 +101,8 @@ class _BPBase(BaseEstimator):
 
     def _check_params(self):
         for name in ("hidden", "epochs", "n_iter_no_change"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.batch_size is not None and (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, numbers.Integral)
-            or self.batch_size < 1
-        ):
-            raise ValueError(
-                f"batch_size must be a positive integer or None (full batch), "
-                f"got {self.batch_size!r}"
-            )
+            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.batch_size, "batch_size", none_ok=True)
         if not isinstance(self.optimizer, str | optax.GradientTransformation):
             raise TypeError(
                 f"optimizer must be a name ({', '.join(optimizers.OPTIMIZERS)}) or an optax "

@@ -34,6 +34,7 @@ from jaxbp.validate import (
     check_key,
     check_net,
     check_params,
+    check_positive_int,
     check_sample_weight,
     checked_data,
 )
@@ -117,15 +118,6 @@ def _validation_size(n: int, fraction) -> int:
     return n_val
 
 
-def _positive_int(value, name: str, *, none_ok: bool = False) -> int | None:
-    if value is None and none_ok:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        extra = " or None (full batch)" if none_ok else ""
-        raise ValueError(f"{name} must be a positive integer{extra}, got {value!r}")
-    return int(value)
-
-
 def check_fit_args(
     optimizer, epochs, batch_size, grad, callback=None, progress=None
 ) -> tuple[int, int | None]:
@@ -135,8 +127,8 @@ def check_fit_args(
             f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
             f"got {type(optimizer).__name__}"
         )
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size", none_ok=True)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size", none_ok=True)
     grad_fn(grad, "grad")
     if progress is not None and not isinstance(progress, bool | np.bool_):
         raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
@@ -303,18 +295,26 @@ def split_validation(key, X, Y, fraction: float):
     return _hold_out(split_key, jnp.asarray(X), jnp.asarray(Y), _validation_size(len(X), fraction))
 
 
-@partial(jax.jit, static_argnums=3)
+@partial(jax.jit, static_argnums=1)
+def _permuted_split(key, n_val: int, *arrays: Array) -> tuple[Array, ...]:
+    """The one train/validation hold-out: the rows of every array in one random order
+    (``key``'s permutation), as (train parts..., validation parts...) with the first
+    ``n_val`` rows for validation. The same key and n give the same rows for every array.
+    """
+    perm = jax.random.permutation(key, arrays[0].shape[0])
+    return tuple(a[perm[n_val:]] for a in arrays) + tuple(a[perm[:n_val]] for a in arrays)
+
+
 def _hold_out(key, X: Array, Y: Array, n_val: int) -> tuple[Array, Array, Array, Array]:
     """(X, Y) in a random order split into training rows and the first ``n_val`` for validation."""
-    perm = jax.random.permutation(key, X.shape[0])
-    return X[perm[n_val:]], Y[perm[n_val:]], X[perm[:n_val]], Y[perm[:n_val]]
+    X, Y, Xv, Yv = _permuted_split(key, n_val, X, Y)
+    return X, Y, Xv, Yv
 
 
-@partial(jax.jit, static_argnums=2)
 def _hold_out_weights(key, S: Array, n_val: int) -> tuple[Array, Array]:
     """The sample weights of :func:`_hold_out`'s split (same key, same permutation)."""
-    perm = jax.random.permutation(key, S.shape[0])
-    return S[perm[n_val:]], S[perm[:n_val]]
+    S, Sv = _permuted_split(key, n_val, S)
+    return S, Sv
 
 
 def _split_weights(S, split_key, n_all: int, n_train: int):
@@ -440,7 +440,7 @@ def fit(
     check_net(net)
     epochs, batch_size = check_fit_args(optimizer, epochs, batch_size, grad, callback, progress)
     if early_stopping is not None:
-        early_stopping = _positive_int(early_stopping, "early_stopping")
+        early_stopping = check_positive_int(early_stopping, "early_stopping")
     if state is not None and isinstance(state, TrainState):
         params = state.params
     check_params(net, params)

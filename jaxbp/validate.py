@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +85,25 @@ def check_real(value, name: str, *, low: float = 0.0, low_ok: bool = True) -> fl
         bound = f">= {low}" if low_ok else f"> {low}"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return value
+
+
+def check_positive_int(value, name: str, *, none_ok: bool = False, none_means: str = "full batch"):
+    """``value`` as a Python int if it is an integer ≥ 1 (NumPy integers accepted); else a
+    ``ValueError`` naming ``name``. Booleans are refused. With ``none_ok``, None is
+    returned as it is and the error says ``or None (<none_means>)``.
+
+    The one positive-integer check of the API: sizes, epochs, batch sizes, patience.
+    """
+    if value is None and none_ok:
+        return None
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if isinstance(value, bool) or number < 1:
+        extra = f" or None ({none_means})" if none_ok else ""
+        raise ValueError(f"{name} must be a positive integer{extra}, got {value!r}")
+    return number
 
 
 def check_nonempty(X, name: str = "X") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -137,6 +138,22 @@ def test_gradcheck_and_explain(capsys):
     assert code == 0
     for equation in ("z = σ(Vx)", "∂ℓ/∂W = δ zᵀ", "∂ℓ/∂z = Wᵀ δ", "∂ℓ/∂V = (Wᵀδ ⊙ σ′(Vx)) xᵀ"):
         assert equation in out
+
+
+@pytest.mark.parametrize(
+    "argv, old",
+    [
+        (["explain", "--head", "softmax"], "--out"),
+        (["gradcheck", "--activations", "tanh", "--heads", "softmax"], "--classes"),
+    ],
+)
+def test_the_old_output_width_flags_still_work_with_a_notice(capsys, argv, old):
+    code, out, err = _run(capsys, *argv, "--outputs", "4")
+    assert code == 0 and "deprecated" not in err
+    code, old_out, err = _run(capsys, *argv, old, "4")
+    untimed = re.compile(r"\([0-9.]+ s\)")  # gradcheck's last line says how long it took
+    assert code == 0 and untimed.sub("", old_out) == untimed.sub("", out)
+    assert f"{old} is deprecated" in err and "use --outputs" in err and len(err.splitlines()) == 1
 
 
 def test_gradcheck_fails_loudly_on_a_tight_tolerance(capsys):

@@ -47,8 +47,7 @@ def _describe(cfg: RunConfig, ds) -> str:
 
 def labels(cfg: RunConfig, y) -> np.ndarray:
     """The data set's class ids (or targets) as the run's head takes them."""
-    head = cfg.net().loss_head
-    return head.labels_from_classes(y) if head.classifier else y
+    return cfg.net().loss_head.targets(y)
 
 
 def train_command(args) -> int:
@@ -253,14 +252,6 @@ def _summary(cfg: RunConfig, ds, net, result: FitResult, out: Path, files) -> st
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _raw(ds, X: np.ndarray) -> np.ndarray:
-    """Undo a data set's own standardisation."""
-    if ds.scaler is None:
-        return X
-    mean, std = ds.scaler
-    return X * std + mean
-
-
 def _label_key(value) -> str:
     """A label as text, numbers by value: 1, 1.0 and "1" are the same class."""
     if isinstance(value, bytes):
@@ -347,7 +338,7 @@ def _file_samples(cfg: RunConfig, spec: str, target: str | None):
         X_raw, y_raw = data.read_labelled(spec, target=target or cfg.target, columns=cfg.features)
     else:  # a built-in data set: its own labels, read through the run's classes
         ds = data.load(spec, key=jax.random.key(cfg.seed), target=target)
-        X_raw = np.concatenate([_raw(ds, ds.X_train), _raw(ds, ds.X_test)])
+        X_raw = data.unstandardise(np.concatenate([ds.X_train, ds.X_test]), ds.scaler)
         y = np.concatenate([ds.y_train, ds.y_test])
         cfg.standardise(X_raw, where=spec)  # the features first: d must match
         if ds.classes is not None:

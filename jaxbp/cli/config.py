@@ -93,8 +93,11 @@ class RunConfig:
                 raise ConfigError(f"{name} must be {want}, got {value!r}")
         if self.bf16 and self.x64:
             raise ConfigError("--bf16 and --x64 exclude each other (bf16 products, f64 params?)")
-        if self.head is not None and self.output is not None and self.head != "squared":
-            raise ConfigError(f"--output applies to --head squared only, not --head {self.head}")
+        takes = names.OUTPUT_MAP_HEADS  # Head.takes_output_map, without importing JAX
+        if self.head is not None and self.output is not None and self.head not in takes:
+            raise ConfigError(
+                f"--output applies to --head {' / '.join(takes)} only, not --head {self.head}"
+            )
         if self.d is not None and self.scaler is not None:
             if not all(len(part) == self.d for part in self.scaler):
                 raise ConfigError(f"scaler must hold d={self.d} means and stds")
@@ -265,13 +268,15 @@ class RunConfig:
         A value that is NaN or inf, or that overflows the run's dtype once standardised,
         is refused, naming its row (1-based) and column.
         """
-        mean, std = (np.asarray(part) for part in self.scaler)
+        from jaxbp.data import standardise
+
+        scaler = tuple(np.asarray(part) for part in self.scaler)
         if X_raw.ndim != 2 or X_raw.shape[1] != self.d:
             raise ConfigError(
                 f"{where} has {X_raw.shape[-1]} features but the run was trained on d={self.d}"
             )
         with np.errstate(all="ignore"):
-            X = ((np.asarray(X_raw, np.float64) - mean) / std).astype(np.dtype(self.dtype))
+            X = standardise(np.asarray(X_raw, np.float64), scaler, np.dtype(self.dtype))
         bad = ~np.isfinite(X)
         if bad.any():
             i, j = (int(k) for k in np.argwhere(bad)[0])

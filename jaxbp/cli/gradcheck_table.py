@@ -33,7 +33,7 @@ def run_table(args) -> int:
     ):
         net = Net(activation=act, head=head)
         with jax.enable_x64(True):
-            K = net.loss_head.nearest_width(args.classes)
+            K = net.loss_head.nearest_width(args.out)
             params, X, Y = random_problem(
                 net, jax.random.fold_in(jax.random.key(args.seed), i),
                 n=args.n, d=args.d, hidden=args.hidden, K=K, bias=bias,

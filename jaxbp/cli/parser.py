@@ -39,6 +39,40 @@ class Parser(argparse.ArgumentParser):
         return ""
 
 
+class _Renamed(argparse.Action):
+    """A flag's old spelling, kept for one release: it stores under the new flag's name
+    and prints a one-line deprecation notice on stderr. Hidden from ``--help``."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        kwargs.setdefault("help", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(
+            f"{parser.prog}: {option_string} is deprecated and will be removed in the next "
+            f"release; use {self.new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def _add_outputs(p: argparse.ArgumentParser, default: int, old: str) -> None:
+    """The output width K: ``--outputs`` everywhere (``out`` in the API), ``old`` deprecated."""
+    p.add_argument(
+        "--outputs",
+        dest="out",
+        type=positive_int,
+        default=default,
+        metavar="K",
+        help=f"output size K (default {default}; 1 for logistic)",
+    )
+    p.add_argument(old, dest="out", type=positive_int, action=_Renamed, new="--outputs")
+
+
 def _options_of(p: argparse.ArgumentParser, argv) -> list[str]:
     """The long options of the subcommand named in ``argv`` (or of ``p`` itself)."""
     options = [o for a in p._actions for o in a.option_strings if o.startswith("--")]
@@ -244,7 +278,7 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--n", type=positive_int, default=8, help="samples (default 8)")
     p.add_argument("--d", type=positive_int, default=3, help="input size d (default 3)")
     p.add_argument("--hidden", type=positive_int, default=5, help="hidden width M (default 5)")
-    p.add_argument("--classes", type=positive_int, default=3, help="K for softmax/squared (3)")
+    _add_outputs(p, 3, old="--classes")
     p.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
     p.add_argument("--tol-autodiff", type=positive_float, default=1e-12)
     p.add_argument("--tol-fd", type=positive_float, default=1e-6)
@@ -268,15 +302,7 @@ def _add_explain(sub) -> None:
     )
     p.add_argument("--d", type=positive_int, default=3, help="input size d (default 3)")
     p.add_argument("--hidden", type=positive_int, default=4, help="hidden width M (default 4)")
-    p.add_argument(
-        "--outputs",
-        "--out",
-        dest="out",
-        type=positive_int,
-        default=2,
-        metavar="K",
-        help="output size K (default 2; 1 for logistic)",
-    )
+    _add_outputs(p, 2, old="--out")
     p.add_argument("--bias", action="store_true", help="with offsets b, c")
     p.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
 

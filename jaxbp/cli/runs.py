@@ -286,8 +286,10 @@ def write_outputs(run: RunFolder, cfg: RunConfig, ds, net: Net, result: FitResul
                 )
             )  # fmt: skip
     elif ds.d == 1:
-        mean, std = ds.scaler if ds.scaler is not None else (0.0, 1.0)
-        target = None if ds.target is None else (lambda X: ds.target(X * std + mean))
+        from jaxbp.data import unstandardise
+
+        scaler = ds.scaler
+        target = None if ds.target is None else (lambda X: ds.target(unstandardise(X, scaler)))
         files.append(
             plots.plot_regression_fit(
                 lambda X: np.asarray(predict(net, result.params, X)), ds.X_train, ds.y_train,

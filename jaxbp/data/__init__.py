@@ -35,7 +35,6 @@ Example:
     ((80, 2), (80,), 2)
 """
 
-from jaxbp import names as _names  # the parser's dependency-free copy
 from jaxbp.data.dataset import (
     MIN_SAMPLES,
     TEST_FRACTION,
@@ -43,6 +42,8 @@ from jaxbp.data.dataset import (
     Dataset,
     fit_scaler,
     make_dataset,
+    standardise,
+    unstandardise,
 )
 from jaxbp.data.files import (
     MAX_CLASSES,
@@ -69,8 +70,6 @@ from jaxbp.data.synthetic import (
     xor,
 )
 
-assert (NAMES, SYNTHETIC) == (_names.DATA, _names.SYNTHETIC_DATA), "jaxbp.names.DATA is out of date"
-
 __all__ = [
     "MAX_CLASSES",
     "MIN_SAMPLES",
@@ -95,7 +94,9 @@ __all__ = [
     "regression_1d",
     "sine",
     "spirals",
+    "standardise",
     "teacher",
     "teacher_net",
+    "unstandardise",
     "xor",
 ]

@@ -69,11 +69,7 @@ class Dataset(NamedTuple):
 
     def transform(self, x) -> np.ndarray:
         """Raw inputs x (n, d) standardised as the training inputs were, as float32."""
-        x = np.asarray(x, dtype=np.float32)
-        if self.scaler is None:
-            return x
-        mean, std = self.scaler
-        return ((x - mean) / std).astype(np.float32)
+        return standardise(np.asarray(x, dtype=np.float32), self.scaler)
 
     def __repr__(self) -> str:
         return (
@@ -126,6 +122,26 @@ def fit_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = np.where(constant, X[0], X.mean(axis=0))
     std = np.where(constant, 1.0, X.std(axis=0))
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def standardise(X, scaler, dtype=np.float32) -> np.ndarray:
+    """X standardised with ``scaler = (mean, std)``: ``(X − mean) / std`` as ``dtype``.
+
+    ``scaler=None`` leaves the values as they are. The one forward scaler: the data
+    sets, :meth:`Dataset.transform` and a run's ``standardise`` call it.
+    """
+    if scaler is None:
+        return np.asarray(X).astype(dtype)
+    mean, std = scaler
+    return ((X - mean) / std).astype(dtype)
+
+
+def unstandardise(X, scaler):
+    """Standardised X back in raw units, ``X · std + mean`` (X itself for ``scaler=None``)."""
+    if scaler is None:
+        return X
+    mean, std = scaler
+    return X * std + mean
 
 
 def _split(X, y, classification: bool, seed: int, test_fraction: float):
@@ -190,10 +206,10 @@ def make_dataset(
     if weights is not None:
         w_train, w_test = X_train[:, -1], X_test[:, -1]
         X_train, X_test = X_train[:, :-1], X_test[:, :-1]
-    mean, std = fit_scaler(X_train)
+    scaler = fit_scaler(X_train)
 
     def scale(A):
-        return ((A - mean) / std).astype(np.float32)
+        return standardise(A, scaler)
 
     if classification and classes is None:
         classes = np.arange(n_classes)
@@ -206,7 +222,7 @@ def make_dataset(
         task="classification" if classification else "regression",
         n_classes=n_classes,
         target=target,
-        scaler=(mean, std),
+        scaler=scaler,
         classes=classes,
         w_train=w_train,
         w_test=w_test,

@@ -8,19 +8,16 @@ from pathlib import Path
 
 import jax
 
+from jaxbp.data import synthetic
 from jaxbp.data.dataset import DataError, Dataset
 from jaxbp.data.files import csv_columns, from_csv, from_npz, quote_names
-from jaxbp.data.synthetic import NAMES, blobs, circles, digits, moons, sine, spirals, teacher, xor
+from jaxbp.data.synthetic import NAMES, SYNTHETIC, digits
 
-_GENERATORS: dict[str, Callable[..., Dataset]] = {
-    "moons": moons,
-    "circles": circles,
-    "spirals": spirals,
-    "xor": xor,
-    "blobs": blobs,
-    "sine": sine,
-    "teacher": teacher,
+GENERATORS: dict[str, Callable[..., Dataset]] = {
+    name: getattr(synthetic, name) for name in SYNTHETIC
 }
+"""The generator of each synthetic set, by name: the function of that name in
+``jaxbp.data.synthetic`` (the loader and the playground draw from it)."""
 
 
 def load(
@@ -60,7 +57,7 @@ def load(
                 raise DataError("n= sets the size of a synthetic set; 'digits' has 1797 samples")
             return digits()
         key = jax.random.key(0) if key is None else key
-        return _GENERATORS[spec](key) if n is None else _GENERATORS[spec](key, n=n)
+        return GENERATORS[spec](key) if n is None else GENERATORS[spec](key, n=n)
     suffix = Path(spec).suffix.lower()
     if suffix in (".csv", ".npz") and n is not None:
         raise DataError(f"n= sets the size of a synthetic set; it does not apply to {spec!r}")

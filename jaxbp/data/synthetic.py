@@ -18,6 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxbp import names
 from jaxbp.data.dataset import (
     TEST_FRACTION,
     DataError,
@@ -32,8 +33,8 @@ from jaxbp.model import Net, forward
 from jaxbp.params import Params, init
 
 _DIGITS = Path(__file__).with_name("digits.npz")
-SYNTHETIC = ("moons", "circles", "spirals", "xor", "blobs", "sine", "teacher")
-NAMES = ("digits", *SYNTHETIC)
+SYNTHETIC = names.SYNTHETIC_DATA  # the one list of names, in the dependency-free jaxbp.names
+NAMES = names.DATA
 
 
 # ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxbp import data
 from jaxbp.data import DataError, Dataset
+from jaxbp.data.loading import GENERATORS
 from jaxbp.playground.settings import DEFAULT_TEST_FRACTION, UPLOAD, Settings, SettingsError
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -128,19 +129,12 @@ def _generate(settings: Settings, key) -> Dataset:
         kwargs["std" if name == "blobs" else "noise"] = settings.noise
     if name == "blobs":
         kwargs["centers"] = settings.centers
-    generator = {
-        "moons": data.moons, "circles": data.circles, "spirals": data.spirals, "xor": data.xor,
-        "blobs": data.blobs, "sine": data.sine, "teacher": data.teacher,
-    }[name]  # fmt: skip
-    return generator(key, **kwargs)
+    return GENERATORS[name](key, **kwargs)
 
 
 def _raw_rows(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """All samples (train, then test) in raw units, float64, with their labels."""
-    X = np.concatenate([ds.X_train, ds.X_test]).astype(np.float64)
-    if ds.scaler is not None:
-        mean, std = (np.asarray(a, np.float64) for a in ds.scaler)
-        X = X * std + mean
+    X = data.unstandardise(np.concatenate([ds.X_train, ds.X_test]).astype(np.float64), ds.scaler)
     return X, np.concatenate([ds.y_train, ds.y_test])
 
 

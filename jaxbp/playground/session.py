@@ -62,9 +62,8 @@ class Session:
         init_key, fit_key = cfg.keys()
         params = cfg.init_params(net, init_key)
         head = net.loss_head
-        labels = head.labels_from_classes if head.classifier else (lambda y: y)
-        X, Y = checked_data(net, params, ds.X_train, labels(ds.y_train))
-        Xt, Yt = checked_data(net, params, ds.X_test, labels(ds.y_test))
+        X, Y = checked_data(net, params, ds.X_train, head.targets(ds.y_train))
+        Xt, Yt = checked_data(net, params, ds.X_test, head.targets(ds.y_test))
         n = X.shape[0]
         self.settings, self.ds, self.source, self.cfg, self.net = settings, ds, source, cfg, net
         self.data = (X, Y, Xt, Yt)
@@ -276,8 +275,7 @@ class Session:
             x = _point(x, ds.d)
             nearest = int(np.argmin(((ds.X_train - x) ** 2).sum(1)))
             label, source = ds.y_train[nearest], f"label of the nearest train point ({nearest})"
-        head = self.net.loss_head
-        y_row = head.labels_from_classes(np.asarray([label]))[0] if head.classifier else label
+        y_row = self.net.loss_head.targets(np.asarray([label]))[0]
         out = frames.point_equations(self.net, self.params, x, np.asarray(y_row))
         out |= {"type": "equations", "source": source, "epoch": self.epoch,
                 "label": _targets(np.asarray([label]))[0]}  # fmt: skip

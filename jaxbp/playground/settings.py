@@ -20,7 +20,7 @@ MAX_HIDDEN = 256  # the page draws every unit: M is capped for the browser, not 
 MAX_SAMPLES = 4000
 MAX_CENTERS = 10
 UPLOAD = "upload"
-PLANE_DATA = ("moons", "circles", "spirals", "xor", "blobs")
+PLANE_DATA = names.PLANE_DATA
 DATA_CHOICES = (*PLANE_DATA, "sine", "digits", "teacher", UPLOAD)
 # The generators' own defaults: with these (and the 20 % test split) a session's data is
 # exactly data.load(name, key=jax.random.key(seed)), what a run folder's config.json names.
