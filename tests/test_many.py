@@ -113,6 +113,15 @@ _SHARDED = textwrap.dedent(
     for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(four.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(one.history["loss"], four.history["loss"], rtol=1e-5)
+    # sample weights travel with their rows through the sharded gather (and the tail batch)
+    w = np.random.default_rng(0).uniform(0.0, 2.0, len(ds.X_train))
+    kw_w = kw | {"batch_size": 60, "sample_weight": w}
+    one_w = jaxbp.fit(net, p, ds.X_train, ds.y_train, **kw_w)
+    four_w = jaxbp.fit(net, p, ds.X_train, ds.y_train, devices=4, **kw_w)
+    for a, b, c in zip(jax.tree.leaves(one_w.params), jax.tree.leaves(four_w.params),
+                       jax.tree.leaves(one.params)):  # fmt: skip
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(np.asarray(a), np.asarray(c))  # the weights did change θ
     try:
         jaxbp.fit(net, p, ds.X_train, ds.y_train, **(kw | {"batch_size": 63}), devices=4)
     except ValueError as err:
