@@ -77,3 +77,34 @@ def test_train_resume_evaluate_apply_the_weights(weighted_csv, tmp_path, capsys)
                  "--out", str(balanced)]) == 0  # fmt: skip
     losses = [json.loads((run / "history.json").read_text())["loss"] for run in (plain, balanced)]
     assert len(losses[0]) == 2 and not np.allclose(losses[0], losses[1])
+
+
+def test_evaluate_data_reads_the_runs_weight_column_by_name(weighted_csv, tmp_path, capsys):
+    path, X, w = weighted_csv
+    out = tmp_path / "run"
+    flags = ["--data", str(path), "--target", "y", "--weight-column", "w", "--epochs", "2"]
+    assert main(["train", *flags, "--quiet", "--out", str(out)]) == 0
+    y = [line.split(",")[-1] for line in path.read_text().splitlines()[1:]]
+
+    def evaluate_with(name, weights, columns=("w", "b", "y", "a")):  # another column order
+        file = tmp_path / f"{name}.csv"
+        cells = {"a": X[:, 0], "b": X[:, 1], "y": y}
+        if weights is not None:
+            cells["w"] = weights
+        header = [c for c in columns if c in cells]
+        rows = [",".join(str(cells[c][i]) for c in header) for i in range(len(y))]
+        file.write_text("\n".join([",".join(header), *rows]) + "\n")
+        capsys.readouterr()
+        code = main(["evaluate", "--run", str(out), "--data", str(file)])
+        return code, capsys.readouterr()
+
+    ones = evaluate_with("ones", np.ones(len(y)))[1].out
+    twos = evaluate_with("twos", np.full(len(y), 2.0))[1].out
+    varied = evaluate_with("varied", w)[1].out
+    assert "weighted: --weight-column w" in ones
+    loss = {
+        k: v.split("loss")[1].split()[0] for k, v in {"1": ones, "2": twos, "w": varied}.items()
+    }
+    assert loss["1"] == loss["2"] != loss["w"]  # Σ sᵢℓᵢ / Σ sᵢ: a constant weight changes nothing
+    code, shown = evaluate_with("missing", None)
+    assert code == 2 and "'w'" in shown.err and len(shown.err.strip().splitlines()) == 1
