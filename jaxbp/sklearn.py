@@ -182,6 +182,10 @@ class _BPBase(BaseEstimator):
             s = np.asarray(_check_sample_weight(sample_weight, X, dtype=np.float64))
         if per_class is not None:
             s = per_class if s is None else s * per_class
+        if s is not None and not (s > 0).any():
+            raise ValueError(
+                "sample_weight (with class_weight) is all zero: every sample would weigh 0"
+            )
         if s is not None and np.all(s == s[0]):
             return None
         return s
@@ -310,7 +314,13 @@ class BPClassifier(ClassifierMixin, _BPBase):
             weights = compute_class_weight(
                 self.class_weight, classes=self.classes_, y=self.classes_[ids]
             )
-            per_class = np.asarray(weights, np.float64)[ids]
+            weights = np.asarray(weights, np.float64)
+            if not (np.isfinite(weights).all() and (weights >= 0).all()):
+                raise ValueError(
+                    f"class_weight must give finite weights >= 0, got {weights.tolist()} for "
+                    f"classes {self.classes_.tolist()}"
+                )
+            per_class = weights[ids]
         s = self._weights(sample_weight, X, per_class)
         if s is not None and np.unique(ids[s > 0]).size < 2 and not incremental:
             raise ValueError(

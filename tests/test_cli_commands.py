@@ -218,3 +218,39 @@ def test_more_devices_than_available_exit_2(tmp_path, capsys):
         capsys, "train", "--devices", "64", "--epochs", "1", "--out", str(tmp_path), "--quiet"
     )
     assert code == 2 and "devices=64" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["train", "--seeds", "100000000"], ["playground", "--port", "99999"]],
+)
+def test_out_of_range_integers_are_one_line_errors(argv, capsys):
+    with pytest.raises(SystemExit) as stop:  # argparse's usage error
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected an integer from" in err[0], err
+
+
+def test_out_of_memory_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "huge"
+    argv = ["train", "--data", "moons", "--hidden", "100000000000", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "out of memory" in err[-1] and "--hidden" in err[-1], err
+    assert not any("Traceback" in line for line in err) and not out.exists()
+
+
+def test_a_csv_run_is_not_evaluated_on_a_built_in_set(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    rows = [f"{a},{b},{3 * a - b}" for a, b in X]
+    data_file = tmp_path / "fr.csv"
+    data_file.write_text("\n".join(["a,b,price", *rows]) + "\n")
+    out = tmp_path / "fr"
+    flags = ["--data", str(data_file), "--target", "price", "--epochs", "2", "--quiet"]
+    assert main(["train", *flags, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(out), "--data", "moons"]) == 2  # same d, no names
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'a', 'b'" in err[0], err

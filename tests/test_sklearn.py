@@ -283,3 +283,14 @@ def test_refits_reuse_the_compiled_epoch(iris):
     clone(BPClassifier(**SMALL)).fit(X, y)
     after = compile_epoch.cache_info()
     assert after.hits == before.hits + 1 and after.misses == before.misses
+
+
+@pytest.mark.parametrize(
+    ("class_weight", "match"),
+    [({0: 0, 1: 0}, "all zero"), ({0: -1.0, 1: 1.0}, "finite weights >= 0")],
+)
+def test_bad_class_weights_are_refused(class_weight, match):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = np.arange(20) % 2
+    with pytest.raises(ValueError, match=match):
+        BPClassifier(class_weight=class_weight, epochs=1).fit(X, y)

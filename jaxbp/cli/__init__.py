@@ -173,7 +173,7 @@ def _with_cache_fallback(run, args) -> int:
     try:
         return run(args)
     except Exception as err:
-        if _cache_state["folder"] is None or not _raised_inside_jax(err):
+        if _cache_state["folder"] is None or not _raised_inside_jax(err) or out_of_memory(err):
             raise
         import jax
 
@@ -181,6 +181,13 @@ def _with_cache_fallback(run, args) -> int:
             raise
         disable_compilation_cache(f"{type(err).__name__} inside JAX")
         return run(args)
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """True for an allocation that failed: XLA's RESOURCE_EXHAUSTED, or Python's MemoryError."""
+    return isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError) and "RESOURCE_EXHAUSTED" in str(err)
+    )
 
 
 def _playground(args) -> int:
@@ -230,6 +237,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"jaxbp {command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RuntimeError, MemoryError) as err:
+        if not out_of_memory(err) or os.environ.get("JAXBP_DEBUG"):
+            raise
+        detail = " ".join(str(err).split())[:160]
+        print(
+            f"jaxbp {command}: error: out of memory ({detail}); try a smaller --hidden, "
+            "--batch-size or --seeds",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt as stop:
         signum = getattr(stop, "signum", None)

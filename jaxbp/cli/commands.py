@@ -337,6 +337,12 @@ def _file_samples(cfg: RunConfig, spec: str, target: str | None):
     if suffix in (".csv", ".npz"):
         X_raw, y_raw = data.read_labelled(spec, target=target or cfg.target, columns=cfg.features)
     else:  # a built-in data set: its own labels, read through the run's classes
+        if cfg.features is not None:
+            raise ConfigError(
+                f"{spec} is a built-in data set without column names, but the run was trained "
+                f"on the CSV columns {', '.join(map(repr, cfg.features))}: evaluate a CSV "
+                "with those columns"
+            )
         ds = data.load(spec, key=jax.random.key(cfg.seed), target=target)
         X_raw = data.unstandardise(np.concatenate([ds.X_train, ds.X_test]), ds.scaler)
         y = np.concatenate([ds.y_train, ds.y_test])
@@ -345,6 +351,8 @@ def _file_samples(cfg: RunConfig, spec: str, target: str | None):
             y = np.asarray(ds.classes)[np.asarray(y)]
         elif ds.n_classes is None and cfg.task == "classification":
             raise ConfigError(f"{spec} holds real-valued targets, but the run classifies")
+        if ds.n_classes is not None and cfg.task == "regression":
+            raise ConfigError(f"{spec} holds class labels, but the run is a regression")
         y_raw = y
     X = cfg.standardise(X_raw, where=spec)
     if cfg.task == "classification" or cfg.net().is_classifier:

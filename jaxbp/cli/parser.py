@@ -94,6 +94,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_in(lo: int, hi: int):
+    """An argparse type: an integer in [lo, hi] (a one-line error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected an integer from {lo} to {hi}, got {value}")
+        return value
+
+    return parse
+
+
+MAX_SEEDS = 10_000  # --seeds trains this many networks at once, in one process's memory
+
+
 def seed(text: str) -> int:
     try:
         value = int(text)
@@ -234,7 +252,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--seeds",
-        type=positive_int,
+        type=int_in(1, MAX_SEEDS),
         metavar="N",
         help="train N networks (seeds SEED..SEED+N-1) at once with vmap",
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from jaxbp.cli.parser import positive_int
+from jaxbp.cli.parser import int_in, positive_int
 
 LOCAL = "127.0.0.1"
 
@@ -26,7 +26,9 @@ def add_arguments(sub) -> None:
     )
     p.add_argument("--data", help="first data set: a name (spirals, moons, ...) or a .csv file")
     p.add_argument("--target", help="the label column of a --data CSV (default: the last)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    p.add_argument(
+        "--port", type=int_in(0, 65535), default=8765, help="port (default 8765; 0: any free)"
+    )
     p.add_argument(
         "--host",
         default=None,
