@@ -18,28 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli, write_csv
 
 from jaxbp import checkpoint
 from jaxbp.cli import main
 from jaxbp.runs import writer_lock
 
-
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
-
-def _write_csv(path, header, rows):
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+_run, _write_csv = run_cli, write_csv
 
 
 def _metric(out: str, name: str) -> float:
